@@ -1,0 +1,251 @@
+"""Tensor files: the HDF5 files every stage reads and writes.
+
+Layout (see DESIGN.md, "File formats"):
+
+- dataset ``x``: float32, shape (N, C, H, W);
+- dataset ``names``: (N,) UTF-8, the source file and index of each row;
+- optional dataset ``split``: (N,) UTF-8, ``fewshot`` or ``heldout``;
+- attrs: ``kind`` (images, latents, samples, ...), ``normalization`` (a JSON record),
+  the settings that produced the file, ``seed``, ``discoverydiff_version``,
+  ``config_sha256``. Dict-valued attrs are stored as JSON strings.
+
+Files are written under a temporary name in the destination directory and renamed
+into place only when complete, so a killed job never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+
+SPLIT_FEWSHOT = "fewshot"
+SPLIT_HELDOUT = "heldout"
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+
+
+def _encode_attr(value):
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    if value is None:
+        return "null"
+    return value
+
+
+def _decode_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value[:1] in "[{" or value == "null":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class TensorFileWriter:
+    """Write a tensor file batch by batch, atomically.
+
+    Use as a context manager; the file appears under its final name only when the
+    block exits without an exception, otherwise the partial file is removed.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination ``*.h5``.
+    shape : tuple of int
+        Full (N, C, H, W) shape of ``x``.
+    kind : str
+        What the rows are: ``images``, ``latents``, ``samples``, ``reconstruction``.
+    attrs : dict, optional
+        Further attributes (settings, normalization record, seed, config hash).
+    chunk_rows : int
+        Rows per HDF5 chunk; one row per chunk keeps random access cheap.
+    """
+
+    def __init__(self, path, shape, kind: str, attrs: dict | None = None, chunk_rows: int = 1):
+        if len(shape) != 4:
+            raise ValueError(f"tensor files hold (N, C, H, W) arrays, got shape {shape}")
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.kind = kind
+        self.attrs = dict(attrs or {})
+        self.chunk_rows = max(1, min(chunk_rows, self.shape[0] or 1))
+        self._tmp: Path | None = None
+        self._h5: h5py.File | None = None
+        self._names = [""] * self.shape[0]
+        self._written = np.zeros(self.shape[0], dtype=bool)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temporary_sibling(self.path)
+        self._h5 = h5py.File(self._tmp, "w")
+        self._x = self._h5.create_dataset(
+            "x", shape=self.shape, dtype="float32",
+            chunks=(self.chunk_rows, *self.shape[1:]) if self.shape[0] else None,
+        )
+        return self
+
+    def write(self, start: int, x: np.ndarray, names) -> None:
+        """Write rows ``start : start + len(x)``."""
+        x = np.asarray(x, dtype=np.float32)
+        stop = start + x.shape[0]
+        if x.shape[1:] != self.shape[1:] or stop > self.shape[0]:
+            raise ValueError(f"rows {start}:{stop} of shape {x.shape} do not fit {self.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"refusing to write non-finite values to {self.path}")
+        self._x[start:stop] = x
+        self._names[start:stop] = [str(n) for n in names]
+        self._written[start:stop] = True
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                if not self._written.all():
+                    missing = np.flatnonzero(~self._written)
+                    raise RuntimeError(f"{self.path}: rows {missing[:5].tolist()}... were never written")
+                self._h5.create_dataset("names", data=np.array(self._names, dtype=object), dtype=_STR)
+                attrs = {"kind": self.kind, "discoverydiff_version": __version__, **self.attrs}
+                for key, value in attrs.items():
+                    self._h5.attrs[key] = _encode_attr(value)
+            self._h5.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp is not None and self._tmp.exists():
+                self._tmp.unlink()
+        return False
+
+    def add_dataset(self, name: str, data) -> None:
+        """Add a further per-row dataset, e.g. ``split``."""
+        data = np.asarray(data)
+        if data.dtype.kind in "USO":
+            self._h5.create_dataset(name, data=data.astype(object), dtype=_STR)
+        else:
+            self._h5.create_dataset(name, data=data)
+
+
+def write_tensor_file(path, x, names, kind: str, attrs: dict | None = None,
+                      split=None) -> Path:
+    """Write a whole (N, C, H, W) array as a tensor file, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    x : ndarray, shape (N, C, H, W)
+    names : sequence of str, length N
+    kind : str
+    attrs : dict, optional
+    split : sequence of str, optional
+        ``fewshot`` / ``heldout`` per row.
+    """
+    x = np.asarray(x)
+    if len(names) != x.shape[0]:
+        raise ValueError(f"{len(names)} names for {x.shape[0]} rows")
+    with TensorFileWriter(path, x.shape, kind, attrs) as out:
+        out.write(0, x, names)
+        if split is not None:
+            if len(split) != x.shape[0]:
+                raise ValueError(f"{len(split)} split labels for {x.shape[0]} rows")
+            out.add_dataset("split", np.array(split, dtype=object))
+    return Path(path)
+
+
+@dataclass
+class TensorSet:
+    """The contents of a tensor file held in memory."""
+
+    x: np.ndarray
+    names: list[str]
+    attrs: dict = field(default_factory=dict)
+    split: np.ndarray | None = None
+
+    def subset(self, which: str) -> "TensorSet":
+        """Rows of one split (``fewshot`` or ``heldout``)."""
+        if self.split is None:
+            raise ValueError("this tensor set has no split")
+        keep = self.split == which
+        return TensorSet(self.x[keep], [n for n, k in zip(self.names, keep) if k],
+                         dict(self.attrs), self.split[keep])
+
+
+def _open_checked(path) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"not a readable HDF5 file ({exc})") from None
+    if "x" not in h5 or "names" not in h5:
+        h5.close()
+        raise InputError(path, "not a discoverydiff tensor file (datasets 'x' and 'names' are required)")
+    if h5["x"].ndim != 4:
+        shape = h5["x"].shape
+        h5.close()
+        raise InputError(path, f"dataset 'x' must be (N, C, H, W), found shape {shape}")
+    return h5
+
+
+def read_attrs(path) -> dict:
+    """The attributes of a tensor file, JSON values decoded."""
+    with _open_checked(path) as h5:
+        return {k: _decode_attr(v) for k, v in h5.attrs.items()}
+
+
+def read_tensor_file(path, split: str | None = None) -> TensorSet:
+    """Read a whole tensor file (optionally one split of it) into memory."""
+    with _open_checked(path) as h5:
+        attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
+        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
+        labels = None
+        if "split" in h5:
+            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s)
+                               for s in h5["split"][()]])
+        try:
+            x = h5["x"][()]
+        except OSError as exc:
+            raise InputError(path, f"dataset 'x' is unreadable, the file may be truncated ({exc})") from None
+    out = TensorSet(x, names, attrs, labels)
+    if not np.isfinite(out.x).all():
+        raise InputError(path, "dataset 'x' contains NaN or inf")
+    if split is not None:
+        if labels is None:
+            raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
+        out = out.subset(split)
+    return out
+
+
+def iter_batches(path, batch_size: int, split: str | None = None) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    """Stream (offset, x, names) batches without loading the whole file.
+
+    ``offset`` counts rows of the selected split, so batches can be written straight
+    into a :class:`TensorFileWriter` of that split's size.
+    """
+    with _open_checked(path) as h5:
+        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
+        rows = np.arange(h5["x"].shape[0])
+        if split is not None:
+            if "split" not in h5:
+                raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
+            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
+            rows = rows[labels == split]
+        for offset in range(0, len(rows), batch_size):
+            sel = rows[offset:offset + batch_size]
+            x = h5["x"][sel[0]:sel[-1] + 1][sel - sel[0]]
+            yield offset, x, [names[i] for i in sel]

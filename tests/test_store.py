@@ -1,0 +1,69 @@
+"""Tensor files: round trip, atomic writes, streaming, and errors on bad files."""
+
+import h5py
+import numpy as np
+import pytest
+
+from discoverydiff.errors import InputError
+from discoverydiff.store import TensorFileWriter, iter_batches, read_attrs, read_tensor_file, write_tensor_file
+
+
+def test_round_trip_with_attrs_and_split(tmp_path, rng):
+    x = rng.normal(size=(5, 3, 4, 4)).astype(np.float32)
+    names = [f"f{i}.fits" for i in range(5)]
+    split = ["fewshot", "heldout", "fewshot", "heldout", "heldout"]
+    write_tensor_file(tmp_path / "t.h5", x, names, kind="images",
+                      attrs={"seed": 3, "normalization": {"transform": "log10"}, "wcs": None}, split=split)
+    ts = read_tensor_file(tmp_path / "t.h5")
+    np.testing.assert_array_equal(ts.x, x)
+    assert ts.names == names and ts.attrs["seed"] == 3 and ts.attrs["kind"] == "images"
+    assert ts.attrs["normalization"] == {"transform": "log10"} and ts.attrs["wcs"] is None
+    assert "discoverydiff_version" in read_attrs(tmp_path / "t.h5")
+    few = read_tensor_file(tmp_path / "t.h5", split="fewshot")
+    assert few.names == ["f0.fits", "f2.fits"]
+    np.testing.assert_array_equal(few.x, x[[0, 2]])
+
+
+def test_failed_write_leaves_no_file(tmp_path, rng):
+    with pytest.raises(RuntimeError, match="boom"):
+        with TensorFileWriter(tmp_path / "t.h5", (4, 1, 2, 2), "latents") as out:
+            out.write(0, np.zeros((2, 1, 2, 2)), ["a", "b"])
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="never written"):
+        with TensorFileWriter(tmp_path / "t.h5", (4, 1, 2, 2), "latents") as out:
+            out.write(0, np.zeros((2, 1, 2, 2)), ["a", "b"])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="non-finite"):
+        with TensorFileWriter(tmp_path / "t.h5", (1, 1, 2, 2), "latents") as out:
+            out.write(0, np.full((1, 1, 2, 2), np.nan), ["a"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_streaming_batches_cover_the_split_in_order(tmp_path, rng):
+    x = rng.normal(size=(7, 1, 3, 3)).astype(np.float32)
+    split = ["fewshot", "heldout"] * 3 + ["fewshot"]
+    write_tensor_file(tmp_path / "t.h5", x, [str(i) for i in range(7)], kind="images", split=split)
+    got = list(iter_batches(tmp_path / "t.h5", batch_size=3, split="fewshot"))
+    assert [o for o, _, _ in got] == [0, 3]
+    np.testing.assert_array_equal(np.concatenate([b for _, b, _ in got]), x[[0, 2, 4, 6]])
+    assert sum((n for _, _, n in got), []) == ["0", "2", "4", "6"]
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "does not exist"), ("garbage", "not a readable HDF5 file"),
+    ("no_x", "datasets 'x' and 'names' are required"), ("bad_shape", "must be \\(N, C, H, W\\)"),
+    ("nan", "contains NaN or inf"),
+])
+def test_bad_tensor_files(tmp_path, case, message):
+    path = tmp_path / "t.h5"
+    if case == "garbage":
+        path.write_bytes(b"x" * 100)
+    elif case != "missing":
+        with h5py.File(path, "w") as h5:
+            if case != "no_x":
+                h5["x"] = np.full((2, 1, 2, 2), np.nan) if case == "nan" else np.zeros((2, 2, 2) if case == "bad_shape" else (2, 1, 2, 2))
+                h5["names"] = np.array([b"a", b"b"])
+    with pytest.raises(InputError, match=message) as info:
+        read_tensor_file(path)
+    assert str(path) in str(info.value)
