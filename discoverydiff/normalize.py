@@ -1,0 +1,288 @@
+"""Physical values <-> the model's [-1, 1] range, through invertible, recorded transforms.
+
+A :class:`NormalizationRecord` says everything needed to map a generated sample back to
+physical units: the transform ``T`` and its parameters, ``lo``/``hi`` in transformed space
+(one pair per source channel), the units, the channel mapping onto the model's channels,
+and what was clipped. Normalized values are
+
+    y = 2 (T(x) - lo) / (hi - lo) - 1, clipped to [-1, 1],
+
+and the inverse is exact on unclipped pixels.
+
+Transforms
+----------
+``log10``
+    T(x) = log10(x); for strictly positive fields (radiation field G0, column density).
+``asinh``
+    T(x) = asinh(x / a) with softening ``a`` in the data's units; linear below ``a``,
+    logarithmic above, defined for negative values (sky-subtracted fluxes).
+``linear``
+    T(x) = x.
+``lupton``
+    The Lupton et al. (2004) colour-preserving asinh stretch of three bands at once
+    (astropy.visualization.make_lupton_rgb, float output): bands are divided by
+    ``band_scales`` and shifted by ``minimum``, the mean intensity I is stretched to
+    f(I) = slope asinh(I Q / stretch) with slope = 0.1 / asinh(0.1 Q), and each band is
+    multiplied by f(I) / I. Output is in [0, 1]; pixels where a band went negative or the
+    brightest band exceeded 1 are clipped by that algorithm and not invertible.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+
+TRANSFORMS = ("log10", "asinh", "linear", "lupton")
+CHANNEL_MODES = ("identity", "replicate")
+
+
+def _lupton_slope(Q: float) -> float:
+    return 0.1 / np.arcsinh(0.1 * Q)
+
+
+def lupton_forward(bands: np.ndarray, Q: float, stretch: float, minimum, band_scales) -> np.ndarray:
+    """Lupton RGB of (N, 3, H, W) fluxes through astropy; returns (N, 3, H, W) in [0, 1].
+
+    Channel 0 is red (the reddest band), as in ``make_lupton_rgb(image_r, image_g, image_b)``.
+    """
+    from astropy.visualization import ManualInterval, make_lupton_rgb
+
+    scaled = bands / np.asarray(band_scales, dtype=np.float64)[None, :, None, None]
+    out = np.empty_like(scaled)
+    intervals = [ManualInterval(vmin=float(m), vmax=None) for m in minimum]
+    for i, img in enumerate(scaled):
+        rgb = make_lupton_rgb(img[0], img[1], img[2], interval=intervals, stretch=stretch, Q=Q,
+                              output_dtype=np.float64)
+        out[i] = np.moveaxis(rgb, -1, 0)
+    return out
+
+
+def lupton_inverse(rgb: np.ndarray, Q: float, stretch: float, minimum, band_scales) -> np.ndarray:
+    """Invert :func:`lupton_forward` on unclipped pixels: (N, 3, H, W) in [0, 1] -> fluxes."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    f_intensity = rgb.mean(axis=1, keepdims=True)  # mean(X) = f(I): f(I)/I is common to all bands
+    intensity = stretch / Q * np.sinh(f_intensity / _lupton_slope(Q))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(f_intensity > 0, intensity / f_intensity, 0.0)
+    shifted = rgb * ratio
+    minimum = np.asarray(minimum, dtype=np.float64)[None, :, None, None]
+    return (shifted + minimum) * np.asarray(band_scales, dtype=np.float64)[None, :, None, None]
+
+
+def forward_transform(x: np.ndarray, transform: str, params: dict) -> np.ndarray:
+    """Apply T to physical values (N, C, H, W); no range checks (see :func:`check_domain`)."""
+    x = np.asarray(x, dtype=np.float64)
+    if transform == "log10":
+        return np.log10(x)
+    if transform == "asinh":
+        return np.arcsinh(x / params["softening"])
+    if transform == "linear":
+        return x.copy()
+    if transform == "lupton":
+        return lupton_forward(x, **params)
+    raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
+
+
+def inverse_transform(t: np.ndarray, transform: str, params: dict) -> np.ndarray:
+    """Apply T^-1 to transformed values (N, C, H, W)."""
+    t = np.asarray(t, dtype=np.float64)
+    if transform == "log10":
+        return np.power(10.0, t)
+    if transform == "asinh":
+        return np.sinh(t) * params["softening"]
+    if transform == "linear":
+        return t.copy()
+    if transform == "lupton":
+        return lupton_inverse(t, **params)
+    raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
+
+
+def check_domain(x: np.ndarray, transform: str) -> str | None:
+    """A description of the values T cannot take, or None when all are valid."""
+    if not np.isfinite(x).all():
+        n_nan = int(np.isnan(x).sum())
+        n_inf = int(np.isinf(x).sum())
+        return f"{n_nan} NaN (or BLANK) and {n_inf} infinite pixel(s)"
+    if transform == "log10":
+        bad = int((x <= 0).sum())
+        if bad:
+            return (f"{bad} non-positive pixel(s) (min {float(x.min()):.4g}) under the log10 transform; "
+                    "use transform 'asinh' for fields that reach zero")
+    return None
+
+
+@dataclass
+class NormalizationRecord:
+    """Everything needed to go from physical values to [-1, 1] and back.
+
+    Attributes
+    ----------
+    transform : str
+        ``log10``, ``asinh``, ``linear`` or ``lupton``.
+    params : dict
+        Transform parameters (``softening`` for asinh; ``Q``, ``stretch``, ``minimum``,
+        ``band_scales`` for lupton).
+    lo, hi : list of float
+        Per source channel, in transformed space; they map to -1 and +1.
+    units : list of str
+        Astropy unit string of each source channel ("" for dimensionless).
+    channel_names : list of str
+        Name of each source channel (a field or a band).
+    channel_mode : str
+        ``identity`` (source channel c is model channel c) or ``replicate`` (one source
+        field copied to every model channel; the inverse averages them).
+    model_channels : int
+        Channels the diffusion model sees.
+    clipped_fraction : float
+        Share of normalized pixels that fell outside [-1, 1] and were clipped.
+    percentiles : list of float or None
+        The percentiles ``lo``/``hi`` came from, or None when set explicitly.
+    geometry : dict
+        What was done to the pixel grid: crop, resampling, original shape.
+    """
+
+    transform: str
+    params: dict
+    lo: list
+    hi: list
+    units: list
+    channel_names: list
+    channel_mode: str = "identity"
+    model_channels: int = 3
+    clipped_fraction: float = 0.0
+    percentiles: list | None = None
+    geometry: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {self.transform!r}; choose one of {TRANSFORMS}")
+        if self.channel_mode not in CHANNEL_MODES:
+            raise ConfigError(f"unknown channel mode {self.channel_mode!r}; choose one of {CHANNEL_MODES}")
+        n = len(self.channel_names)
+        if not (len(self.lo) == len(self.hi) == len(self.units) == n):
+            raise ConfigError("lo, hi, units and channel_names must have one entry per source channel")
+        if any(h <= l for l, h in zip(self.lo, self.hi)):
+            raise ConfigError(f"hi must exceed lo for every channel, got lo={self.lo} hi={self.hi}")
+        if self.channel_mode == "replicate" and n != 1:
+            raise ConfigError(f"channel mode 'replicate' needs one source channel, got {n}")
+        if self.channel_mode == "identity" and n != self.model_channels:
+            raise ConfigError(f"{n} source channel(s) cannot map one-to-one onto "
+                              f"{self.model_channels} model channels; use channels: replicate for one field")
+
+    @property
+    def source_channels(self) -> int:
+        return len(self.channel_names)
+
+    def _bounds(self):
+        lo = np.asarray(self.lo, dtype=np.float64)[None, :, None, None]
+        hi = np.asarray(self.hi, dtype=np.float64)[None, :, None, None]
+        return lo, hi
+
+    def to_normalized(self, physical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Physical (N, C_source, H, W) -> normalized (N, model_channels, H, W) float32.
+
+        Returns the normalized array and a boolean mask (N, C_source, H, W) of clipped pixels.
+        """
+        physical = np.asarray(physical, dtype=np.float64)
+        if physical.ndim != 4 or physical.shape[1] != self.source_channels:
+            raise ValueError(f"expected (N, {self.source_channels}, H, W), got {physical.shape}")
+        lo, hi = self._bounds()
+        y = 2.0 * (forward_transform(physical, self.transform, self.params) - lo) / (hi - lo) - 1.0
+        clipped = (y < -1.0) | (y > 1.0)
+        y = np.clip(y, -1.0, 1.0)
+        if self.channel_mode == "replicate":
+            y = np.repeat(y, self.model_channels, axis=1)
+        return y.astype(np.float32), clipped
+
+    def to_physical(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized (N, model_channels, H, W) -> physical (N, C_source, H, W) float64.
+
+        Values outside [-1, 1] (a generated sample can overshoot) are clipped first, so
+        the result stays inside the range the data spanned.
+        """
+        y = np.asarray(normalized, dtype=np.float64)
+        if y.ndim != 4 or y.shape[1] != self.model_channels:
+            raise ValueError(f"expected (N, {self.model_channels}, H, W), got {y.shape}")
+        if self.channel_mode == "replicate":
+            y = y.mean(axis=1, keepdims=True)
+        y = np.clip(y, -1.0, 1.0)
+        lo, hi = self._bounds()
+        return inverse_transform((y + 1.0) / 2.0 * (hi - lo) + lo, self.transform, self.params)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text) -> "NormalizationRecord":
+        data = json.loads(text) if isinstance(text, (str, bytes)) else dict(text)
+        known = set(cls.__dataclass_fields__)
+        missing = {"transform", "params", "lo", "hi", "units", "channel_names"} - set(data)
+        if missing:
+            raise ConfigError(f"normalization record lacks {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def fit_normalization(physical: np.ndarray, transform: str, params: dict | None = None,
+                      percentiles=(0.5, 99.5), lo=None, hi=None, per_channel: bool = True,
+                      units=None, channel_names=None, channel_mode: str = "identity",
+                      model_channels: int = 3, geometry: dict | None = None) -> NormalizationRecord:
+    """Fit ``lo``/``hi`` on a whole dataset and return its record.
+
+    Parameters
+    ----------
+    physical : ndarray, shape (N, C_source, H, W)
+        The dataset in physical units.
+    transform : str
+        See the module docstring.
+    params : dict, optional
+        Transform parameters. For ``asinh`` a missing ``softening`` is set to the median
+        absolute value of the data (recorded).
+    percentiles : (float, float)
+        Robust percentiles of T(x) giving ``lo`` and ``hi`` when they are not set.
+    lo, hi : float or list of float, optional
+        Explicit bounds in transformed space (e.g. 0 and 255 for 8-bit images).
+    per_channel : bool
+        One (lo, hi) per source channel, or one pair for all channels.
+    units, channel_names : list of str, optional
+    channel_mode : str
+    model_channels : int
+    geometry : dict, optional
+        Crop/resample record, stored as given.
+    """
+    physical = np.asarray(physical, dtype=np.float64)
+    n_channels = physical.shape[1]
+    params = dict(params or {})
+    if transform == "asinh" and params.get("softening") is None:
+        params["softening"] = float(np.median(np.abs(physical))) or 1.0
+    if transform == "asinh" and params["softening"] <= 0:
+        raise ConfigError(f"asinh softening must be positive, got {params['softening']}")
+    transformed = forward_transform(physical, transform, params)
+
+    def bound(value, q):
+        if value is not None:
+            values = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_channels,))
+            return [float(v) for v in values]
+        if per_channel:
+            return [float(np.percentile(transformed[:, c], q)) for c in range(n_channels)]
+        return [float(np.percentile(transformed, q))] * n_channels
+
+    lo_v, hi_v = bound(lo, percentiles[0]), bound(hi, percentiles[1])
+    for c, (l, h) in enumerate(zip(lo_v, hi_v)):
+        if h <= l:
+            raise ConfigError(f"channel {c} is constant in transformed space (lo = hi = {l:.6g}); "
+                              "nothing to normalize")
+    record = NormalizationRecord(
+        transform=transform, params=params, lo=lo_v, hi=hi_v,
+        units=list(units) if units is not None else [""] * n_channels,
+        channel_names=list(channel_names) if channel_names is not None else [f"c{i}" for i in range(n_channels)],
+        channel_mode=channel_mode, model_channels=model_channels,
+        percentiles=None if lo is not None and hi is not None else [float(p) for p in percentiles],
+        geometry=dict(geometry or {}),
+    )
+    _, clipped = record.to_normalized(physical)
+    record.clipped_fraction = float(clipped.mean())
+    return record
