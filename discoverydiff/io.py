@@ -1,0 +1,260 @@
+"""Readers for the raw inputs: FITS images and cubes, HDF5 stacks, JPEG/PNG cutouts.
+
+Each reader opens its file read-only and returns a list of :class:`RawField`, one per map,
+each (C, H, W) float64 in the file's physical units. Anything wrong with a file raises
+:class:`~discoverydiff.errors.InputError` naming the file and the problem; nothing is
+ever written back to an input.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+FITS_CUBE_AXES = ("channels", "stack")
+HDF5_LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+@dataclass
+class RawField:
+    """One map (or one multi-channel image) as read from a file.
+
+    Attributes
+    ----------
+    data : ndarray, shape (C, H, W), float64
+        Physical values, in ``units``.
+    name : str
+        ``file`` or ``file[index]`` for a map taken from a stack.
+    units : list of str
+        Unit string of each channel as found in the file ("" when absent).
+    channel_names : list of str
+    header : dict
+        WCS-relevant keywords (FITS) or attributes (HDF5), for provenance.
+    """
+
+    data: np.ndarray
+    name: str
+    units: list
+    channel_names: list
+    header: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- FITS
+def _fits_is_image(hdu) -> bool:
+    from astropy.io import fits
+
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+            and hdu.header.get("NAXIS", 0) >= 2)
+
+
+def _select_hdu(hdul, path, hdu):
+    if hdu is None:
+        for candidate in hdul:
+            if _fits_is_image(candidate):
+                return candidate
+        raise InputError(path, "no HDU holds image data (NAXIS >= 2)")
+    try:
+        chosen = hdul[hdu]
+    except (KeyError, IndexError):
+        names = [h.name or str(i) for i, h in enumerate(hdul)]
+        raise InputError(path, f"has no HDU {hdu!r}; its HDUs are {names}") from None
+    if not _fits_is_image(chosen):
+        raise InputError(path, f"HDU {hdu!r} ({type(chosen).__name__}) holds no image data")
+    return chosen
+
+
+def _check_fits_complete(hdul, path):
+    """Name truncation plainly instead of astropy's reshape error."""
+    size = os.path.getsize(path)
+    for i in range(len(hdul)):
+        info = hdul.fileinfo(i)
+        if info is None:
+            continue
+        end = info["datLoc"] + info["datSpan"]
+        if end > size:
+            raise InputError(path, f"is truncated: HDU {i} needs {end} bytes, the file has {size}")
+
+
+_WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1",
+             "CDELT2", "CUNIT1", "CUNIT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2",
+             "PC2_1", "PC2_2", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE")
+
+
+def read_fits(path, hdu=None, cube_axis: str = "channels") -> list[RawField]:
+    """Read a 2-D image or a 3-D cube from a FITS file.
+
+    Parameters
+    ----------
+    path : str or Path
+    hdu : int, str, list or None
+        HDU index or EXTNAME; a list reads several 2-D HDUs as the channels of one map;
+        None takes the first HDU with image data. Tile-compressed HDUs
+        (``CompImageHDU``) are read transparently; BZERO/BSCALE scaling is applied and
+        BLANK integers become NaN (and so are rejected as undefined pixels).
+    cube_axis : {"channels", "stack"}
+        What the first axis of a 3-D cube is: the channels of one map (bands or fields;
+        BANDi/CHANNELi keywords name them) or a stack of independent 2-D maps.
+
+    Returns
+    -------
+    list of RawField
+    """
+    from astropy.io import fits
+
+    if cube_axis not in FITS_CUBE_AXES:
+        raise ConfigError(f"cube_axis must be one of {FITS_CUBE_AXES}, got {cube_axis!r}")
+    path = Path(path)
+    if isinstance(hdu, (list, tuple)):
+        parts = [read_fits(path, h, cube_axis)[0] for h in hdu]
+        shapes = {p.data.shape[1:] for p in parts}
+        if len(shapes) != 1 or any(p.data.shape[0] != 1 for p in parts):
+            raise InputError(path, f"HDUs {list(hdu)} are not 2-D maps of one shape ({sorted(shapes)})")
+        return [RawField(np.concatenate([p.data for p in parts]), str(path),
+                         [p.units[0] for p in parts], [str(h) for h in hdu], parts[0].header)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's verify chatter; real problems raise below
+            with fits.open(path, mode="readonly", memmap=False, lazy_load_hdus=False) as hdul:
+                _check_fits_complete(hdul, path)
+                chosen = _select_hdu(hdul, path, hdu)
+                data = chosen.data
+                header = chosen.header
+                data = None if data is None else np.array(data, dtype=np.float64)
+    except InputError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(path, f"is not a readable FITS file ({exc})") from None
+    if data is None:
+        raise InputError(path, "the selected HDU has no data")
+    unit = str(header.get("BUNIT", "")).strip()
+    wcs = {k: header[k] for k in _WCS_KEYS if k in header}
+    if data.ndim == 2:
+        return [RawField(data[None], str(path), [unit], [str(header.get("EXTNAME", "") or "field")], wcs)]
+    if data.ndim == 3:
+        if cube_axis == "channels":
+            names = [str(header.get(f"BAND{i}", header.get(f"CHANNEL{i}", f"c{i}"))).strip()
+                     for i in range(data.shape[0])]
+            return [RawField(data, str(path), [unit] * data.shape[0], names, wcs)]
+        return [RawField(plane[None], f"{path}[{i}]", [unit], ["field"], wcs)
+                for i, plane in enumerate(data)]
+    raise InputError(path, f"image data has {data.ndim} dimensions {data.shape}; "
+                           "expected a 2-D map or a 3-D cube")
+
+
+# --------------------------------------------------------------------------- HDF5
+def _to_nchw(array: np.ndarray, layout: str, path, key) -> np.ndarray:
+    if array.ndim != len(layout):
+        raise InputError(path, f"dataset {key!r} has shape {array.shape} ({array.ndim}-D) "
+                               f"but layout {layout!r} is {len(layout)}-D")
+    full = layout if "N" in layout else "N" + layout
+    if "N" not in layout:
+        array = array[None]
+    if "C" not in full:
+        full = full[0] + "C" + full[1:]
+        array = array[:, None]
+    return np.transpose(array, [full.index(a) for a in "NCHW"])
+
+
+def read_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units") -> list[RawField]:
+    """Read maps from one or more HDF5 datasets.
+
+    Parameters
+    ----------
+    path : str or Path
+    dataset : str or list of str
+        Dataset path(s) inside the file, e.g. ``"G0"`` or ``"/snap_100/G0"``. A list
+        stacks several fields (same shape) as the channels of each map.
+    layout : str
+        Axis order of each dataset: one of ``HW``, ``CHW``, ``HWC``, ``NHW``, ``NCHW``,
+        ``NHWC`` (N maps, C channels, H rows, W columns).
+    units_attr : str
+        Attribute holding the unit string, looked up on the dataset, then on the file.
+    """
+    import h5py
+
+    if layout not in HDF5_LAYOUTS:
+        raise ConfigError(f"HDF5 layout must be one of {HDF5_LAYOUTS}, got {layout!r}")
+    path = Path(path)
+    keys = [dataset] if isinstance(dataset, str) else list(dataset)
+    if not keys:
+        raise ConfigError(f"no HDF5 dataset named for {path}")
+    arrays, units = [], []
+    try:
+        with h5py.File(path, "r") as h5:
+            for key in keys:
+                if key not in h5:
+                    raise InputError(path, f"has no dataset {key!r}; top-level keys are {sorted(h5.keys())}")
+                node = h5[key]
+                if not isinstance(node, h5py.Dataset):
+                    raise InputError(path, f"{key!r} is a group, not a dataset; it holds {sorted(node.keys())}")
+                try:
+                    array = np.array(node[()], dtype=np.float64)
+                except (OSError, ValueError, TypeError) as exc:
+                    raise InputError(path, f"dataset {key!r} is unreadable, the file may be truncated ({exc})") from None
+                arrays.append(_to_nchw(array, layout, path, key))
+                unit = node.attrs.get(units_attr, h5.attrs.get(units_attr, ""))
+                units.append(unit.decode() if isinstance(unit, bytes) else str(unit))
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(path, f"is not a readable HDF5 file ({exc})") from None
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise InputError(path, f"datasets {keys} have different shapes {sorted(shapes)}")
+    stack = np.concatenate(arrays, axis=1)
+    if len(keys) > 1 and any(a.shape[1] != 1 for a in arrays):
+        raise InputError(path, "stacking several datasets as channels needs single-channel datasets")
+    channel_units = units if len(keys) > 1 else units * stack.shape[1]
+    names = keys if len(keys) > 1 else [keys[0].strip("/")] * stack.shape[1]
+    return [RawField(stack[i], f"{path}[{i}]", list(channel_units), list(names)) for i in range(stack.shape[0])]
+
+
+# --------------------------------------------------------------------------- images
+def read_image(path, mode: str = "RGB") -> list[RawField]:
+    """Read a JPEG/PNG cutout (e.g. a Galaxy Zoo 424x424 gri composite) as (C, H, W) 0..255.
+
+    Parameters
+    ----------
+    path : str or Path
+    mode : {"RGB", "L"}
+        Pillow mode to convert to; ``RGB`` also turns grey-scale or palette images into
+        three channels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now so a truncated file fails here, not later
+            array = np.asarray(img.convert(mode), dtype=np.float64)
+    except UnidentifiedImageError:
+        raise InputError(path, "is not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(path, f"is unreadable or truncated ({exc})") from None
+    if array.ndim == 2:
+        array = array[..., None]
+    names = list(mode) if mode == "RGB" else ["L"]
+    return [RawField(np.moveaxis(array, -1, 0), str(path), [""] * array.shape[-1], names)]
+
+
+def read_raw_fields(path, spec: dict) -> list[RawField]:
+    """Dispatch on ``spec['format']`` (``fits``, ``hdf5``, ``image``) with its options."""
+    fmt = spec.get("format")
+    if not Path(path).exists():
+        raise InputError(path, "file does not exist")
+    if fmt == "fits":
+        return read_fits(path, spec.get("hdu"), spec.get("cube_axis", "channels"))
+    if fmt == "hdf5":
+        if not spec.get("dataset"):
+            raise ConfigError(f"HDF5 input {spec.get('pattern')!r} needs 'dataset' (the path inside the file)")
+        return read_hdf5(path, spec["dataset"], spec.get("layout", "NHW"), spec.get("units_attr", "units"))
+    if fmt == "image":
+        return read_image(path, spec.get("mode", "RGB"))
+    raise ConfigError(f"input format must be fits, hdf5 or image, got {fmt!r}")
