@@ -1,0 +1,349 @@
+"""Ingest: raw files of one dataset -> one tensor file in [-1, 1] plus its record.
+
+Steps, in order, for every matched file: read (``io``), convert to the dataset's units,
+reject NaN/inf/BLANK pixels and values the transform cannot take, centre-crop to a square,
+resample to the model's resolution; then fit the normalization over the whole dataset
+(``normalize``), draw the seeded few-shot / held-out split and write
+``tensors.h5`` and ``rejected.csv`` atomically (``store``). With ``on_bad_input: fail``
+the first bad file stops the run before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .io import RawField, read_raw_fields
+from .normalize import check_domain, fit_normalization
+from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, write_tensor_file
+from .units import parse_unit, unit_string
+
+log = logging.getLogger(__name__)
+
+RESAMPLE_FILTERS = ("box", "lanczos", "bilinear", "bicubic")
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset of the config (``datasets: NAME: ...``), defaults as in config/schema.yaml."""
+
+    inputs: list
+    units: str | list | None = None
+    crop_fraction: float = 1.0
+    crop_pixels: int | None = None
+    resample: str = "box"
+    normalize: dict = field(default_factory=lambda: {"transform": "log10"})
+    channels: str = "identity"
+    n_fewshot: int = 16
+    on_bad_input: str = "fail"
+    catalogue: dict | None = None
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "DatasetSpec":
+        known = set(cls.__dataclass_fields__)
+        crop = cfg.get("crop") or {}
+        args = {k: v for k, v in cfg.items() if k in known}
+        if "fraction" in crop and crop["fraction"] is not None:
+            args["crop_fraction"] = crop["fraction"]
+        if crop.get("pixels") is not None:
+            args["crop_pixels"] = crop["pixels"]
+        spec = cls(**args)
+        spec.validate(name)
+        return spec
+
+    def validate(self, name: str) -> None:
+        where = f"datasets.{name}"
+        if not self.inputs:
+            raise ConfigError(f"{where}.inputs is empty: name at least one file pattern")
+        if self.resample not in RESAMPLE_FILTERS:
+            raise ConfigError(f"{where}.resample must be one of {RESAMPLE_FILTERS}, got {self.resample!r}")
+        if not 0 < self.crop_fraction <= 1:
+            raise ConfigError(f"{where}.crop.fraction must be in (0, 1], got {self.crop_fraction}")
+        if self.on_bad_input not in ("fail", "skip"):
+            raise ConfigError(f"{where}.on_bad_input must be 'fail' or 'skip', got {self.on_bad_input!r}")
+        if self.n_fewshot < 1:
+            raise ConfigError(f"{where}.n_fewshot must be at least 1, got {self.n_fewshot}")
+
+
+def match_inputs(spec: DatasetSpec, base_dir: str | Path = ".") -> list[tuple[Path, dict]]:
+    """Expand every input pattern (sorted, so the order never depends on the filesystem)."""
+    matched = []
+    for entry in spec.inputs:
+        pattern = entry["pattern"]
+        full = pattern if os.path.isabs(pattern) else str(Path(base_dir) / pattern)
+        files = sorted(glob.glob(full, recursive=True))
+        if not files:
+            raise InputError(pattern, "the file pattern matched no files")
+        matched.extend((Path(f), entry) for f in files)
+    return matched
+
+
+def select_by_catalogue(files: list[tuple[Path, dict]], catalogue: dict) -> list[tuple[Path, dict]]:
+    """Keep the cutouts whose id (file stem) passes the catalogue query.
+
+    Parameters
+    ----------
+    files : list of (path, input spec)
+    catalogue : dict
+        ``path`` (CSV, e.g. the Galaxy Zoo 2 Kaggle ``training_solutions_rev1.csv``),
+        ``id_column`` (default ``GalaxyID``) and ``query``, a pandas query over its
+        columns, e.g. ```Class1.1` > 0.8`` for smooth galaxies (back-quote names with dots).
+    """
+    import pandas as pd
+
+    path = catalogue["path"]
+    id_column = catalogue.get("id_column", "GalaxyID")
+    try:
+        table = pd.read_csv(path, dtype={id_column: str})
+    except FileNotFoundError:
+        raise InputError(path, "catalogue file does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"is not a readable CSV catalogue ({exc})") from None
+    if id_column not in table.columns:
+        raise InputError(path, f"has no id column {id_column!r}; its columns are {list(table.columns)[:12]}")
+    query = catalogue.get("query")
+    if query:
+        try:
+            table = table.query(query)
+        except Exception as exc:  # pandas raises many types for a bad expression
+            raise ConfigError(f"catalogue query {query!r} on {path} failed: {exc}") from None
+    selected = set(table[id_column].astype(str).str.strip())
+    kept = [(f, e) for f, e in files if f.stem in selected]
+    log.info("catalogue %s: query %r selects %d ids; %d of %d cutouts match",
+             path, query, len(selected), len(kept), len(files))
+    if not kept:
+        raise InputError(path, f"no cutout file stem matches a selected {id_column} (query {query!r})")
+    return kept
+
+
+def center_crop(data: np.ndarray, fraction: float, pixels: int | None, source: str) -> np.ndarray:
+    """Square centre crop of a (C, H, W) map: ``pixels`` wide, else ``fraction`` of min(H, W)."""
+    _, h, w = data.shape
+    side = pixels if pixels is not None else max(1, int(round(fraction * min(h, w))))
+    if side > min(h, w):
+        raise InputError(source, f"image is {h}x{w} pixels, smaller than the crop of {side} pixels")
+    top, left = (h - side) // 2, (w - side) // 2
+    return data[:, top:top + side, left:left + side]
+
+
+def _kernel(method: str, x: np.ndarray) -> np.ndarray:
+    ax = np.abs(x)
+    if method == "bilinear":
+        return np.clip(1.0 - ax, 0.0, None)
+    if method == "bicubic":  # Keys (1981) cubic convolution, a = -0.5, as in Pillow
+        a = -0.5
+        return np.where(ax < 1, (a + 2) * ax**3 - (a + 3) * ax**2 + 1,
+                        np.where(ax < 2, a * ax**3 - 5 * a * ax**2 + 8 * a * ax - 4 * a, 0.0))
+    if method == "lanczos":  # Lanczos-3
+        return np.where(ax < 3, np.sinc(x) * np.sinc(x / 3.0), 0.0)
+    raise ConfigError(f"resample must be one of {RESAMPLE_FILTERS}, got {method!r}")
+
+
+def resample_matrix(n_in: int, n_out: int, method: str) -> np.ndarray:
+    """(n_out, n_in) weights of a 1-D anti-aliased resampling; rows sum to 1.
+
+    ``box`` uses exact pixel-area overlaps, so it conserves the mean and keeps positive
+    fields positive for any factor. The other kernels are stretched by the downscale
+    factor, which anti-aliases, and renormalized where they run past an edge; this is
+    Pillow's ``Image.resize`` scheme, done in float64.
+    """
+    scale = n_in / n_out
+    if method == "box":
+        lo = np.arange(n_out)[:, None] * scale
+        j = np.arange(n_in)[None, :]
+        weights = np.clip(np.minimum(lo + scale, j + 1) - np.maximum(lo, j), 0.0, None)
+    else:
+        stretch = max(scale, 1.0)
+        centre = (np.arange(n_out)[:, None] + 0.5) * scale
+        j = np.arange(n_in)[None, :] + 0.5
+        weights = _kernel(method, (j - centre) / stretch)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def resample(data: np.ndarray, size: int, method: str) -> np.ndarray:
+    """Resample a (C, H, W) map to (C, size, size) in float64 with separable weights.
+
+    See :func:`resample_matrix` for the filters; ``box`` (pixel-area average) suits
+    physical fields, ``lanczos`` photographs.
+    """
+    if data.shape[1:] == (size, size):
+        return data.copy()
+    rows = resample_matrix(data.shape[1], size, method)
+    cols = resample_matrix(data.shape[2], size, method)
+    return np.einsum("ih,chw,jw->cij", rows, data, cols, optimize=True)
+
+
+def _configured_units(units, name: str) -> list | None:
+    if units is None:
+        return None
+    units = [units] if isinstance(units, str) else list(units)
+    return [unit_string(parse_unit(t, f"datasets.{name}.units")) for t in units]
+
+
+def _convert_units(raw: RawField, target: list) -> np.ndarray:
+    data = raw.data
+    factors = []
+    for c, (have, want) in enumerate(zip(raw.units, target)):
+        if not have or not want or have == want:
+            factors.append(1.0)
+            continue
+        have_u, want_u = parse_unit(have, raw.name), parse_unit(want, "datasets.units")
+        try:
+            factors.append(float(have_u.to(want_u)))
+        except Exception:
+            raise InputError(raw.name, f"channel {c} is in {have!r}, which does not convert to the "
+                                       f"dataset's unit {want!r}") from None
+    return data * np.asarray(factors)[:, None, None]
+
+
+@dataclass
+class IngestResult:
+    """What :func:`ingest_dataset` produced, for logs and tests."""
+
+    n_images: int
+    n_rejected: int
+    rejected: list
+    record: object
+    tensors_path: Path
+    rejected_path: Path
+
+
+def _write_rejected(path: Path, rejected: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "reason"])
+        writer.writerows(rejected)
+    os.replace(tmp, path)
+
+
+def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution: int,
+                   model_channels: int = 3, seed: int = 0, base_dir=".",
+                   provenance: dict | None = None) -> IngestResult:
+    """Ingest one dataset into ``tensors_path`` (and ``rejected_path``).
+
+    Parameters
+    ----------
+    name : str
+        Dataset name (the ``{dataset}`` wildcard).
+    cfg : dict
+        Its config section (see config/schema.yaml, ``datasets``).
+    tensors_path, rejected_path : str or Path
+        Outputs: the tensor file and the (file, reason) CSV of skipped inputs.
+    resolution : int
+        Side of the square maps the model takes.
+    model_channels : int
+        Channels of the model (3 for the RGB models of the paper).
+    seed : int
+        Seeds the few-shot / held-out split.
+    base_dir : str or Path
+        Relative input patterns are resolved from here.
+    provenance : dict, optional
+        Extra attributes for the tensor file (``config_sha256``...).
+    """
+    spec = DatasetSpec.from_config(name, cfg)
+    norm_cfg = dict(spec.normalize)
+    transform = norm_cfg.get("transform", "log10")
+    files = match_inputs(spec, base_dir)
+    if spec.catalogue:
+        files = select_by_catalogue(files, spec.catalogue)
+
+    from tqdm.auto import tqdm
+
+    maps, names, rejected, headers = [], [], [], []
+    # The dataset's unit per channel: from config, else the first accepted file that
+    # states one; files that state none are taken to be in it. Fixed only by files
+    # that pass every check, so a rejected file cannot set it.
+    target_units = _configured_units(spec.units, name)
+    channel_names, source_shapes = None, set()
+    for path, entry in tqdm(files, desc=f"ingest {name}", unit="file"):
+        try:
+            for raw in read_raw_fields(path, entry):
+                n_channels = raw.data.shape[0]
+                if channel_names is not None and n_channels != len(channel_names):
+                    raise InputError(raw.name, f"has {n_channels} channel(s); the dataset's first "
+                                               f"file had {len(channel_names)}")
+                if target_units is not None and len(target_units) == 1 and n_channels > 1:
+                    target_units = target_units * n_channels
+                if target_units is not None and len(target_units) != n_channels:
+                    raise ConfigError(f"datasets.{name}.units names {len(target_units)} unit(s) "
+                                      f"for {n_channels} channel(s)")
+                units = [t if t else unit_string(parse_unit(have, raw.name))
+                         for t, have in zip(target_units or [None] * n_channels, raw.units)]
+                problem = check_domain(raw.data, transform)
+                if problem:
+                    raise InputError(raw.name, problem)
+                data = _convert_units(raw, units)
+                shape = tuple(data.shape[1:])
+                data = center_crop(data, spec.crop_fraction, spec.crop_pixels, raw.name)
+                data = resample(data, resolution, spec.resample)
+                problem = check_domain(data, transform)
+                if problem:
+                    raise InputError(raw.name, f"after resampling with {spec.resample!r}: {problem}; "
+                                               "use resample: box")
+                target_units = units
+                channel_names = channel_names or raw.channel_names
+                source_shapes.add(shape)
+                maps.append(data)
+                names.append(raw.name)
+                headers.append(raw.header)
+        except InputError as exc:
+            if spec.on_bad_input == "fail":
+                raise
+            log.warning("skipping %s", exc)
+            rejected.append((exc.path, exc.problem))
+    if not maps:
+        raise InputError(spec.inputs[0]["pattern"], f"every one of {len(files)} file(s) was rejected")
+    n = len(maps)
+    if spec.n_fewshot >= n:
+        raise ConfigError(f"datasets.{name}.n_fewshot = {spec.n_fewshot} leaves no held-out image: "
+                          f"only {n} map(s) were ingested")
+    physical = np.stack(maps)
+    geometry = {
+        "crop": "center-square", "crop_fraction": spec.crop_fraction, "crop_pixels": spec.crop_pixels,
+        "resample": spec.resample, "resolution": resolution, "source_shapes": sorted(source_shapes),
+    }
+    params = {}
+    if transform == "asinh":
+        params["softening"] = norm_cfg.get("softening")
+    if transform == "lupton":
+        lup = dict(norm_cfg.get("lupton") or {})
+        params = {"Q": float(lup.get("Q", 8.0)), "stretch": float(lup.get("stretch", 0.5)),
+                  "minimum": [float(m) for m in lup.get("minimum", [0.0, 0.0, 0.0])],
+                  "band_scales": [float(s) for s in lup.get("band_scales", [1.0, 1.0, 1.0])]}
+        if physical.shape[1] != 3:
+            raise ConfigError(f"datasets.{name}: the lupton transform needs 3 bands, got {physical.shape[1]}")
+    record = fit_normalization(
+        physical, transform, params,
+        percentiles=tuple(norm_cfg.get("percentiles", (0.5, 99.5))),
+        lo=norm_cfg.get("lo"), hi=norm_cfg.get("hi"), per_channel=norm_cfg.get("per_channel", True),
+        units=target_units, channel_names=channel_names,
+        channel_mode="replicate" if spec.channels == "replicate" else "identity",
+        model_channels=model_channels, geometry=geometry,
+    )
+    normalized, _ = record.to_normalized(physical)
+
+    rng = np.random.default_rng(seed)
+    split = np.full(n, SPLIT_HELDOUT, dtype=object)
+    split[rng.permutation(n)[:spec.n_fewshot]] = SPLIT_FEWSHOT
+
+    shared_wcs = headers[0] if headers[0] and all(h == headers[0] for h in headers) else None
+    attrs = {"dataset": name, "normalization": record.to_json(), "seed": int(seed),
+             "n_fewshot": int(spec.n_fewshot), "wcs": shared_wcs, **(provenance or {})}
+    tensors_path, rejected_path = Path(tensors_path), Path(rejected_path)
+    _write_rejected(rejected_path, rejected)
+    write_tensor_file(tensors_path, normalized, names, kind="images", attrs=attrs, split=list(split))
+    log.info("%s: %d maps (%d few-shot, %d held-out), %d rejected; %s lo=%s hi=%s %s, clipped %.3g%%",
+             name, n, spec.n_fewshot, n - spec.n_fewshot, len(rejected), transform,
+             [round(v, 4) for v in record.lo], [round(v, 4) for v in record.hi], record.units,
+             100 * record.clipped_fraction)
+    return IngestResult(n, len(rejected), rejected, record, tensors_path, rejected_path)

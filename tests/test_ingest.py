@@ -1,0 +1,224 @@
+"""Ingest end to end on small real files: shapes, record, split, units, bad inputs, skip."""
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from PIL import Image
+
+from conftest import sha256_tree
+from discoverydiff.errors import ConfigError, InputError
+from discoverydiff.ingest import DatasetSpec, ingest_dataset, resample, resample_matrix
+from discoverydiff.normalize import NormalizationRecord
+from discoverydiff.store import read_tensor_file
+
+
+def _ingest(tmp_path, cfg, **kw):
+    out = tmp_path / "results"
+    kw.setdefault("resolution", 16)
+    kw.setdefault("seed", 7)
+    return ingest_dataset("demo", cfg, out / "tensors.h5", out / "rejected.csv", **kw), out
+
+
+def _field_cfg(fits_dir, **extra):
+    cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}],
+           "normalize": {"transform": "log10", "percentiles": [0, 100]},
+           "channels": "replicate", "n_fewshot": 5}
+    cfg.update(extra)
+    return cfg
+
+
+def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps):
+    before = sha256_tree(fits_dir)
+    result, out = _ingest(tmp_path, _field_cfg(fits_dir))
+    assert sha256_tree(fits_dir) == before  # inputs untouched
+    ts = read_tensor_file(out / "tensors.h5")
+    assert ts.x.shape == (8, 3, 16, 16) and ts.x.dtype == np.float32
+    assert ts.x.min() == pytest.approx(-1) and ts.x.max() == pytest.approx(1)
+    assert (ts.split == "fewshot").sum() == 5 and (ts.split == "heldout").sum() == 3
+    assert ts.attrs["kind"] == "images" and ts.attrs["seed"] == 7
+    assert ts.attrs["wcs"]["CTYPE1"] == "RA---TAN"  # shared WCS kept for the physical stage
+    record = NormalizationRecord.from_json(ts.attrs["normalization"])
+    assert record.units == ["Habing"] and record.geometry["resample"] == "box"
+    assert record.geometry["source_shapes"] == [[48, 48]]
+    expected = np.stack([resample(m[None], 16, "box") for m in lognormal_maps.astype(np.float32)])
+    np.testing.assert_allclose(record.to_physical(ts.x), expected, rtol=1e-5)
+    with open(out / "rejected.csv") as fh:
+        assert list(csv.reader(fh)) == [["file", "reason"]]
+
+
+def test_split_is_seeded(tmp_path, fits_dir):
+    splits = []
+    for seed, sub in [(1, "a"), (1, "b"), (2, "c")]:
+        _, out = _ingest(tmp_path / sub, _field_cfg(fits_dir), seed=seed)
+        splits.append(read_tensor_file(out / "tensors.h5").split)
+    assert (splits[0] == splits[1]).all() and not (splits[0] == splits[2]).all()
+
+
+def test_units_are_converted_to_the_dataset_unit(tmp_path, lognormal_maps):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i, unit, factor in [(0, "Habing", 1.0), (1, "erg s-1 cm-2", 1.6e-3)]:
+        hdu = fits.PrimaryHDU(lognormal_maps[i] * factor)
+        hdu.header["BUNIT"] = unit
+        hdu.writeto(d / f"{i}.fits")
+    _, out = _ingest(tmp_path, _field_cfg(d, n_fewshot=1, units="Habing"))
+    ts = read_tensor_file(out / "tensors.h5")
+    record = NormalizationRecord.from_json(ts.attrs["normalization"])
+    back = record.to_physical(ts.x)
+    np.testing.assert_allclose(back[1], resample(lognormal_maps[1][None], 16, "box"), rtol=1e-5)
+    (d / "2.fits").unlink(missing_ok=True)
+    hdu = fits.PrimaryHDU(lognormal_maps[2])
+    hdu.header["BUNIT"] = "K"
+    hdu.writeto(d / "2.fits")
+    with pytest.raises(InputError, match="'K', which does not convert to the dataset's unit 'Habing'"):
+        _ingest(tmp_path / "again", _field_cfg(d, n_fewshot=1, units="Habing"))
+
+
+def _write_bad(d, case, good):
+    path = d / f"bad_{case}.fits"
+    data = good.copy()
+    if case == "nan":
+        data[3, 3] = np.nan
+    elif case == "inf":
+        data[0, 0] = np.inf
+    elif case == "nonpositive":
+        data[5, 5] = -1.0
+    elif case == "tiny":
+        data = data[:10, :10]
+    fits.PrimaryHDU(data).writeto(path)
+    if case == "truncated":
+        path.write_bytes(path.read_bytes()[:5000])
+    return path
+
+
+BAD_CASES = {
+    "nan": "1 NaN \\(or BLANK\\) and 0 infinite pixel",
+    "inf": "0 NaN \\(or BLANK\\) and 1 infinite pixel",
+    "nonpositive": "1 non-positive pixel.*log10",
+    "tiny": "image is 10x10 pixels, smaller than the crop of 40 pixels",
+    "truncated": "is truncated",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_fails_naming_file_and_writes_nothing(tmp_path, fits_dir, lognormal_maps, case):
+    bad = _write_bad(fits_dir, case, lognormal_maps[0])
+    cfg = _field_cfg(fits_dir, crop={"pixels": 40})
+    with pytest.raises(InputError, match=BAD_CASES[case]) as info:
+        _ingest(tmp_path, cfg)
+    assert str(bad) in str(info.value)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_skip_writes_rejected_csv_and_ingests_the_rest(tmp_path, fits_dir, lognormal_maps):
+    bad = [_write_bad(fits_dir, case, lognormal_maps[0]) for case in sorted(BAD_CASES)]
+    result, out = _ingest(tmp_path, _field_cfg(fits_dir, crop={"pixels": 40}, on_bad_input="skip"))
+    assert result.n_images == 8 and result.n_rejected == len(bad)
+    with open(out / "rejected.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["file"] for r in rows) == sorted(str(p) for p in bad)
+    assert all(r["reason"] for r in rows)
+    assert read_tensor_file(out / "tensors.h5").x.shape[0] == 8
+
+
+def test_empty_pattern_and_missing_hdf5_key(tmp_path, fits_dir):
+    cfg = _field_cfg(fits_dir)
+    cfg["inputs"].append({"format": "fits", "pattern": str(tmp_path / "nowhere/*.fits")})
+    with pytest.raises(InputError, match="matched no files"):
+        _ingest(tmp_path, cfg)
+    with h5py.File(tmp_path / "s.h5", "w") as h5:
+        h5["NH"] = np.ones((3, 8, 8))
+    cfg = {"inputs": [{"format": "hdf5", "pattern": str(tmp_path / "s.h5"), "dataset": "G0"}],
+           "channels": "replicate", "n_fewshot": 1}
+    with pytest.raises(InputError, match="has no dataset 'G0'"):
+        _ingest(tmp_path, cfg)
+    assert not (tmp_path / "results" / "tensors.h5").exists()
+
+
+def test_hdf5_and_fits_sources_combine(tmp_path, fits_dir, lognormal_maps):
+    with h5py.File(tmp_path / "stack.h5", "w") as h5:
+        h5.create_dataset("G0", data=lognormal_maps[:3] * 2).attrs["units"] = "Habing"
+    cfg = _field_cfg(fits_dir)
+    cfg["inputs"].append({"format": "hdf5", "pattern": str(tmp_path / "stack.h5"), "dataset": "G0",
+                          "layout": "NHW"})
+    result, out = _ingest(tmp_path, cfg)
+    ts = read_tensor_file(out / "tensors.h5")
+    assert ts.x.shape[0] == 11 and ts.names[-1].endswith("stack.h5[2]")
+
+
+def test_n_fewshot_must_leave_a_heldout_set(tmp_path, fits_dir):
+    with pytest.raises(ConfigError, match="n_fewshot = 8 leaves no held-out image"):
+        _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=8))
+
+
+@pytest.fixture
+def galaxy_dir(tmp_path, rng):
+    d = tmp_path / "gz"
+    (d / "images").mkdir(parents=True)
+    rows = []
+    for i in range(10):
+        gid = 100000 + i
+        img = np.clip(rng.normal(60, 10, (424, 424, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(d / "images" / f"{gid}.jpg")
+        smooth = 0.9 if i % 2 else 0.1
+        rows.append({"GalaxyID": gid, "Class1.1": smooth, "Class1.2": 1 - smooth - 0.02, "Class1.3": 0.02})
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(d / "catalogue.csv", index=False)
+    return d
+
+
+def test_galaxy_cutouts_with_catalogue_query(tmp_path, galaxy_dir):
+    cfg = {"inputs": [{"format": "image", "pattern": str(galaxy_dir / "images/*.jpg")}],
+           "catalogue": {"path": str(galaxy_dir / "catalogue.csv"), "query": "`Class1.1` > 0.8"},
+           "crop": {"fraction": 207 / 424}, "resample": "lanczos",
+           "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3}
+    result, out = _ingest(tmp_path, cfg, resolution=23)
+    ts = read_tensor_file(out / "tensors.h5")
+    assert ts.x.shape == (5, 3, 23, 23)
+    assert sorted(n.split("/")[-1] for n in ts.names) == [f"{100000 + i}.jpg" for i in (1, 3, 5, 7, 9)]
+    record = NormalizationRecord.from_json(ts.attrs["normalization"])
+    assert record.geometry["crop_fraction"] == pytest.approx(207 / 424)
+    # crop 207 of 424 then 9x downscale: the noise std of 10 drops to about 10/9
+    assert 40 < record.to_physical(ts.x).mean() < 80
+    cfg["catalogue"]["query"] = "`Class9` > 1"
+    with pytest.raises(ConfigError, match="catalogue query .*Class9"):
+        _ingest(tmp_path / "q", cfg, resolution=23)
+    cfg["catalogue"] = {"path": str(galaxy_dir / "catalogue.csv"), "id_column": "objid"}
+    with pytest.raises(InputError, match="has no id column 'objid'"):
+        _ingest(tmp_path / "c", cfg, resolution=23)
+
+
+def test_resample_box_is_pillow_box_for_integer_factors_and_conserves_the_mean(rng):
+    field = np.exp(rng.normal(0, 2, (1, 96, 96)))
+    pillow = np.asarray(Image.fromarray(field[0].astype(np.float32), mode="F").resize((24, 24), Image.Resampling.BOX))
+    np.testing.assert_allclose(resample(field, 24, "box")[0], pillow, rtol=1e-5)
+    odd = resample(field, 37, "box")  # non-integer factor: exact area overlaps
+    assert odd.mean() == pytest.approx(field.mean(), rel=1e-12) and odd.min() > 0
+
+
+@pytest.mark.parametrize("method,pil", [("bilinear", "BILINEAR"), ("bicubic", "BICUBIC"), ("lanczos", "LANCZOS")])
+def test_resample_kernels_match_pillow(rng, method, pil):
+    yy, xx = np.mgrid[0:120, 0:90]
+    field = np.sin(xx / 7.0) + np.cos(yy / 11.0)
+    ours = resample(field[None], 32, method)[0]
+    theirs = np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize(
+        (32, 32), getattr(Image.Resampling, pil)))
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert np.allclose(resample_matrix(120, 32, method).sum(axis=1), 1)
+
+
+def test_schema_defaults_match_the_library_defaults():
+    schema = yaml.safe_load(open("config/schema.yaml"))
+    props = schema["$defs"]["dataset"]["properties"]
+    spec = DatasetSpec(inputs=[{}])
+    assert props["resample"]["default"] == spec.resample
+    assert props["channels"]["default"] == spec.channels
+    assert props["n_fewshot"]["default"] == spec.n_fewshot
+    assert props["on_bad_input"]["default"] == spec.on_bad_input
+    assert props["crop"]["properties"]["fraction"]["default"] == spec.crop_fraction
+    assert props["normalize"]["properties"]["transform"]["default"] == spec.normalize["transform"]
