@@ -1,0 +1,23 @@
+# discoverydiff: discover new domains inside a frozen, pre-trained diffusion model.
+# The table of contents of the workflow; each stage lives in rules/, all logic in discoverydiff/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded demo, unless configs are given with --configfile (Snakemake would merge
+# them into the demo's and run the demo datasets too). --config KEY=VALUE still edits the demo.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/ingest.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

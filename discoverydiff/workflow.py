@@ -1,0 +1,42 @@
+"""Glue between Snakemake's ``script:`` directive and the library.
+
+:func:`run_step` gives every workflow script the same behaviour: log records and progress
+bars go to the rule's ``log:`` file, and an expected failure (bad input, bad config)
+ends the job with a one-line message naming the file and the problem, on the console and
+in the log, and a non-zero exit, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .errors import DiscoveryDiffError
+
+
+def run_step(log_path: str | Path | None, step: Callable[[], object]) -> object:
+    """Run ``step()`` with logging to ``log_path``; exit 1 on a :class:`DiscoveryDiffError`."""
+    console = sys.stderr
+    handlers: list[logging.Handler] = [logging.StreamHandler(console)]
+    handlers[0].setLevel(logging.WARNING)
+    log_file = None
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_path, "w", buffering=1)
+        handlers.append(logging.StreamHandler(log_file))
+        sys.stderr = log_file  # tqdm and warnings write here
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return step()
+    except DiscoveryDiffError as exc:
+        logging.getLogger("discoverydiff").error("%s", exc)
+        if log_file is not None:
+            print(f"discoverydiff error: {exc}", file=console)
+        sys.exit(1)
+    finally:
+        sys.stderr = console
+        if log_file is not None:
+            log_file.close()

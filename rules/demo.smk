@@ -1,0 +1,15 @@
+# Synthetic demo inputs, generated deterministically from the seed into resources/demo/.
+
+
+rule demo_inputs:
+    output:
+        directory("resources/demo/{demo}"),
+    log:
+        "resources/demo/logs/{demo}.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        demo=demo_config,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/demo_inputs.py"

@@ -1,0 +1,102 @@
+"""The Snakemake workflow itself, run on tiny configs in a scratch working directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+
+from discoverydiff.store import read_tensor_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_DEMO = {
+    "seed": 5,
+    "model": {"resolution": 16, "channels": 3},
+    "demo": {"radiation": {"n_fits": 3, "n_hdf5": 3, "size": 64, "slope": -3.0, "n_stars": 2},
+             "galaxies": {"n": 8, "size": 128}},
+    "datasets": {
+        "radiation": {
+            "generate": "radiation",
+            "inputs": [{"format": "fits", "pattern": "resources/demo/radiation/fits/*.fits"},
+                       {"format": "hdf5", "pattern": "resources/demo/radiation/stack.h5", "dataset": "G0"}],
+            "channels": "replicate", "n_fewshot": 4,
+        },
+        "galaxies": {
+            "generate": "galaxies",
+            "inputs": [{"format": "image", "pattern": "resources/demo/galaxies/images/*.jpg"}],
+            "crop": {"fraction": 0.5}, "resample": "lanczos",
+            "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3,
+        },
+    },
+}
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=str(REPO),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_demo_runs_through_ingest_and_is_then_up_to_date(tmp_path):
+    run = snakemake(tmp_path, TINY_DEMO)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rad = read_tensor_file(tmp_path / "results/radiation/tensors.h5")
+    gal = read_tensor_file(tmp_path / "results/galaxies/tensors.h5")
+    assert rad.x.shape == (6, 3, 16, 16) and (rad.split == "fewshot").sum() == 4
+    assert gal.x.shape == (8, 3, 16, 16) and (gal.split == "fewshot").sum() == 3
+    assert rad.attrs["normalization"]["units"] == ["Habing"]
+    assert len(rad.attrs["config_sha256"]) == 64
+    assert "6 maps (4 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
+    again = snakemake(tmp_path, TINY_DEMO, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["datasets"]["galaxies"].update(n_fewshots=3), "'n_fewshots' was unexpected"),
+    (lambda c: c["datasets"]["radiation"].update(normalize={"transform": "log11"}), "'log11' is not one of"),
+    (lambda c: c["datasets"].update({"bad name!": c["datasets"]["radiation"]}), "'bad name!' does not match any of the regexes"),
+])
+def test_invalid_config_stops_naming_the_key(tmp_path, edit, message):
+    config = yaml.safe_load(yaml.safe_dump(TINY_DEMO))
+    edit(config)
+    run = snakemake(tmp_path, config, "-n")
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+
+
+def _user_dataset(tmp_path, on_bad_input):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        m = np.exp(rng.normal(0, 1, (32, 32)))
+        if i == 2:
+            m[4, 4] = np.nan
+        fits.PrimaryHDU(m).writeto(data / f"m{i}.fits", overwrite=True)
+    return {"model": {"resolution": 16}, "datasets": {"user": {
+        "inputs": [{"format": "fits", "pattern": "data/*.fits"}], "units": "Habing",
+        "channels": "replicate", "n_fewshot": 2, "on_bad_input": on_bad_input}}}
+
+
+def test_bad_input_fails_the_job_naming_the_file_and_leaves_no_output(tmp_path):
+    run = snakemake(tmp_path, _user_dataset(tmp_path, "fail"))
+    assert run.returncode != 0
+    assert "data/m2.fits: 1 NaN (or BLANK) and 0 infinite pixel(s)" in run.stdout + run.stderr
+    assert not (tmp_path / "results/user/tensors.h5").exists()
+    assert not (tmp_path / "results/user/rejected.csv").exists()
+
+
+def test_skip_records_the_bad_file_and_ingests_the_rest(tmp_path):
+    run = snakemake(tmp_path, _user_dataset(tmp_path, "skip"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert read_tensor_file(tmp_path / "results/user/tensors.h5").x.shape[0] == 3
+    assert "data/m2.fits,1 NaN (or BLANK)" in (tmp_path / "results/user/rejected.csv").read_text()
