@@ -47,7 +47,7 @@ class DatasetSpec:
     catalogue: dict | None = None
 
     @classmethod
-    def from_config(cls, name: str, cfg: dict) -> "DatasetSpec":
+    def from_config(cls, name: str, cfg: dict) -> DatasetSpec:
         known = set(cls.__dataclass_fields__)
         crop = cfg.get("crop") or {}
         args = {k: v for k, v in cfg.items() if k in known}

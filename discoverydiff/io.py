@@ -197,7 +197,8 @@ def read_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units") -> 
                 try:
                     array = np.array(node[()], dtype=np.float64)
                 except (OSError, ValueError, TypeError) as exc:
-                    raise InputError(path, f"dataset {key!r} is unreadable, the file may be truncated ({exc})") from None
+                    raise InputError(path, f"dataset {key!r} is unreadable, the file may be truncated "
+                                           f"({exc})") from None
                 arrays.append(_to_nchw(array, layout, path, key))
                 unit = node.attrs.get(units_attr, h5.attrs.get(units_attr, ""))
                 units.append(unit.decode() if isinstance(unit, bytes) else str(unit))

@@ -217,7 +217,7 @@ class NormalizationRecord:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text) -> "NormalizationRecord":
+    def from_json(cls, text) -> NormalizationRecord:
         data = json.loads(text) if isinstance(text, (str, bytes)) else dict(text)
         known = set(cls.__dataclass_fields__)
         missing = {"transform", "params", "lo", "hi", "units", "channel_names"} - set(data)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -175,7 +175,7 @@ class TensorSet:
     attrs: dict = field(default_factory=dict)
     split: np.ndarray | None = None
 
-    def subset(self, which: str) -> "TensorSet":
+    def subset(self, which: str) -> TensorSet:
         """Rows of one split (``fewshot`` or ``heldout``)."""
         if self.split is None:
             raise ValueError("this tensor set has no split")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
+from conftest import sha256_tree
 from PIL import Image
 
-from conftest import sha256_tree
 from discoverydiff.errors import ConfigError, InputError
 from discoverydiff.ingest import DatasetSpec, ingest_dataset, resample, resample_matrix
 from discoverydiff.normalize import NormalizationRecord

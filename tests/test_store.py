@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from discoverydiff.errors import InputError
-from discoverydiff.store import TensorFileWriter, iter_batches, read_attrs, read_tensor_file, write_tensor_file
+from discoverydiff.store import (
+    TensorFileWriter,
+    iter_batches,
+    read_attrs,
+    read_tensor_file,
+    write_tensor_file,
+)
 
 
 def test_round_trip_with_attrs_and_split(tmp_path, rng):
@@ -62,7 +68,8 @@ def test_bad_tensor_files(tmp_path, case, message):
     elif case != "missing":
         with h5py.File(path, "w") as h5:
             if case != "no_x":
-                h5["x"] = np.full((2, 1, 2, 2), np.nan) if case == "nan" else np.zeros((2, 2, 2) if case == "bad_shape" else (2, 1, 2, 2))
+                shape = (2, 2, 2) if case == "bad_shape" else (2, 1, 2, 2)
+                h5["x"] = np.full(shape, np.nan) if case == "nan" else np.zeros(shape)
                 h5["names"] = np.array([b"a", b"b"])
     with pytest.raises(InputError, match=message) as info:
         read_tensor_file(path)

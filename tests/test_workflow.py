@@ -63,7 +63,8 @@ def test_demo_runs_through_ingest_and_is_then_up_to_date(tmp_path):
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c["datasets"]["galaxies"].update(n_fewshots=3), "'n_fewshots' was unexpected"),
     (lambda c: c["datasets"]["radiation"].update(normalize={"transform": "log11"}), "'log11' is not one of"),
-    (lambda c: c["datasets"].update({"bad name!": c["datasets"]["radiation"]}), "'bad name!' does not match any of the regexes"),
+    (lambda c: c["datasets"].update({"bad name!": c["datasets"]["radiation"]}),
+     "'bad name!' does not match any of the regexes"),
 ])
 def test_invalid_config_stops_naming_the_key(tmp_path, edit, message):
     config = yaml.safe_load(yaml.safe_dump(TINY_DEMO))
