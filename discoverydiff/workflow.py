@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import DiscoveryDiffError
 
