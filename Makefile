@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
 lint: $(STAMP)
-	$(BIN)/ruff check discoverydiff tests workflow_scripts benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint --cores 1
 
@@ -30,7 +30,7 @@ test: $(STAMP) lint
 
 format: $(STAMP)
 	$(BIN)/snakefmt .
-	$(BIN)/ruff check --fix discoverydiff tests workflow_scripts benchmarks
+	$(BIN)/ruff check --fix .
 
 clean:
 	rm -rf results resources/demo .snakemake
