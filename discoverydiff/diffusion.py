@@ -1,0 +1,204 @@
+"""DDPM noise schedules and the DDIM sampler/inverter of the method.
+
+Conventions (DESIGN.md, REFERENCES.md; Song et al. 2021, DDIM):
+
+- ``alpha_bar[t] = prod_{s <= t} (1 - beta[s])`` for ``t = 0 .. T-1``.
+- The timestep sequence of inversion and generation is written once, here::
+
+      seq = [int(s) for s in numpy.linspace(0, 1, n_steps) * t0]
+
+  e.g. t0 = 900, n_steps = 80 gives 0, 11, 22, 34, ..., 888, 900.
+- **Inversion** (eta = 0) walks ``seq[k-1] -> seq[k]`` for k = 1 .. n-1, evaluating eps at
+  the less noisy step (the first call is at t = 0): n - 1 model evaluations.
+- **Generation** walks ``reversed(seq)`` paired with ``reversed([-1] + seq[:-1])``; the last
+  step goes from t = 0 to alpha_bar = 1 (the clean image): n model evaluations.
+- One DDIM step from ``t`` to ``t_next`` with eps = eps(x_t, t)::
+
+      x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
+      x_next = sqrt(a_next) x0_hat + c1 noise + sqrt(1 - a_next - c1^2) eps,
+      c1 = eta sqrt((1 - a_t / a_next) (1 - a_next) / (1 - a_t))
+
+  which for eta = 0 is the deterministic probability-flow (DDIM) update in both directions.
+
+All schedule arithmetic is float64 on the host and the per-step coefficients are Python
+floats, so the loop never indexes a device tensor (no GPU->CPU syncs) and CPU runs are
+bitwise reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- schedules
+def linear_betas(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
+    """DDPM linear schedule (Ho et al. 2020): betas evenly spaced from beta_start to beta_end."""
+    return np.linspace(beta_start, beta_end, num_train_timesteps, dtype=np.float64)
+
+
+def cosine_betas(num_train_timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Cosine schedule (Nichol & Dhariwal 2021): alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2)."""
+    def f(t):
+        return math.cos((t / num_train_timesteps + s) / (1 + s) * math.pi / 2) ** 2
+
+    return np.array([min(1 - f(i + 1) / f(i), max_beta) for i in range(num_train_timesteps)], dtype=np.float64)
+
+
+def make_betas(schedule: str = "linear", num_train_timesteps: int = 1000, beta_start: float = 1e-4,
+               beta_end: float = 0.02) -> np.ndarray:
+    """Betas of a named schedule (``linear`` or ``cosine``)."""
+    if schedule == "linear":
+        return linear_betas(num_train_timesteps, beta_start, beta_end)
+    if schedule in ("cosine", "squaredcos_cap_v2"):
+        return cosine_betas(num_train_timesteps)
+    raise ConfigError(f"beta schedule must be 'linear' or 'cosine', got {schedule!r}")
+
+
+def alphas_cumprod(betas: np.ndarray) -> np.ndarray:
+    """alpha_bar[t] = prod_{s<=t} (1 - beta[s]), float64."""
+    return np.cumprod(1.0 - np.asarray(betas, dtype=np.float64))
+
+
+def timestep_sequence(t0: int, n_steps: int) -> list[int]:
+    """The paper's sequence ``[int(s) for s in linspace(0, 1, n_steps) * t0]``."""
+    if n_steps < 2:
+        raise ConfigError(f"diffusion.n_inv_step must be at least 2, got {n_steps}")
+    if t0 < 1:
+        raise ConfigError(f"diffusion.t0 must be at least 1, got {t0}")
+    return [int(s) for s in np.linspace(0, 1, n_steps) * t0]
+
+
+@dataclass(frozen=True)
+class DDIMSettings:
+    """Settings of one inversion or generation run."""
+
+    t0: int = 900
+    n_steps: int = 80
+    eta: float = 0.0
+
+    def sequence(self) -> list[int]:
+        return timestep_sequence(self.t0, self.n_steps)
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, a_t: float, a_next: float, eta: float = 0.0,
+              noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One DDIM update from noise level ``a_t`` to ``a_next`` (either direction when eta = 0)."""
+    x0_hat = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)
+    c1 = 0.0
+    if eta > 0:
+        c1 = eta * math.sqrt(max((1 - a_t / a_next) * (1 - a_next) / (1 - a_t), 0.0))
+    c2 = math.sqrt(max(1.0 - a_next - c1**2, 0.0))
+    out = math.sqrt(a_next) * x0_hat + c2 * eps
+    if c1 > 0:
+        out = out + c1 * noise
+    return out
+
+
+# ----------------------------------------------------------------------------- loops
+def _timesteps(t: int, batch: int, device) -> torch.Tensor:
+    return torch.full((batch,), t, dtype=torch.long, device=device)
+
+
+@torch.no_grad()
+def ddim_invert(eps_fn: EpsFn, x0: torch.Tensor, alpha_bar: np.ndarray, settings: DDIMSettings) -> torch.Tensor:
+    """Deterministic DDIM inversion of clean images x0 (B, C, H, W) in [-1, 1] to x_{t0}."""
+    seq = settings.sequence()
+    x = x0
+    for t, t_next in zip(seq[:-1], seq[1:]):
+        eps = eps_fn(x, _timesteps(t, x.shape[0], x.device)).to(x.dtype)
+        x = ddim_step(x, eps, float(alpha_bar[t]), float(alpha_bar[t_next]))
+    return x
+
+
+@torch.no_grad()
+def ddim_generate(eps_fn: EpsFn, x_t0: torch.Tensor, alpha_bar: np.ndarray, settings: DDIMSettings,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """DDIM generation from latents x_{t0} (B, C, H, W) down to clean images (alpha_bar = 1)."""
+    seq = settings.sequence()
+    seq_next = [-1] + seq[:-1]
+    x = x_t0
+    for t, t_next in zip(reversed(seq), reversed(seq_next)):
+        eps = eps_fn(x, _timesteps(t, x.shape[0], x.device)).to(x.dtype)
+        a_next = float(alpha_bar[t_next]) if t_next >= 0 else 1.0
+        noise = None
+        if settings.eta > 0 and t_next >= 0:
+            noise = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32).to(x)
+        x = ddim_step(x, eps, float(alpha_bar[t]), a_next, settings.eta, noise)
+    return x
+
+
+# ----------------------------------------------------------------------------- execution
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but torch sees no CUDA device; use device: auto")
+    return torch.device(device)
+
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16/fp16 autocast on CUDA; fp32 everywhere else (CPU autocast would only slow the UNet)."""
+    if precision not in _DTYPES:
+        raise ConfigError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        log.warning("precision %s needs CUDA; running fp32 on %s", precision, device)
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=_DTYPES[precision])
+
+
+def prepare_eps_fn(model: torch.nn.Module, device: torch.device, precision: str = "fp32",
+                   compile: bool = False, channels_last: bool | None = None) -> EpsFn:
+    """Wrap an eps-model for fast inference: device, autocast, channels_last, torch.compile.
+
+    The returned function always returns float32 eps, so the DDIM arithmetic stays fp32.
+    """
+    model = model.to(device).eval()
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model, dynamic=False) if compile else model
+    ctx = autocast_context(device, precision)
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with ctx:
+            out = net(x, t)
+        return out.float().contiguous()
+
+    return eps_fn
+
+
+def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[int, np.ndarray, list]],
+                device: torch.device, total: int | None = None, desc: str = "ddim"):
+    """Apply ``fn`` to streamed (offset, x, names) batches; yield (offset, result array, names)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, unit="img") as bar:
+        for offset, x, names in batches:
+            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+            out = fn(xt).float().cpu().numpy()
+            if not np.isfinite(out).all():
+                raise FloatingPointError(f"{desc}: non-finite values in batch at row {offset}")
+            bar.update(len(names))
+            yield offset, out, names
