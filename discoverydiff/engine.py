@@ -1,0 +1,192 @@
+"""The DDIM engine over tensor files: inversion, reconstruction, base-model sampling.
+
+Each function streams batches from a tensor file through the model and into a new one
+(written atomically), so memory stays bounded by the batch size whatever the set size.
+The settings that produced a file are stored in its attributes (``t0``, ``n_steps``,
+``eta``, ``model``, ``seed``) next to the normalization record of its images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn, resolve_device, run_batched
+from .errors import InputError
+from .models import EpsModel
+from .normalize import NormalizationRecord
+from .store import SPLIT_FEWSHOT, TensorFileWriter, iter_batches, read_attrs, read_tensor_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """How to execute the model: config keys ``device``, ``precision``, ``diffusion.batch_size``,
+    ``diffusion.compile``."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 16
+    compile: bool = False
+
+    def eps_fn(self, model: EpsModel):
+        device = resolve_device(self.device)
+        return device, prepare_eps_fn(model, device, self.precision, self.compile)
+
+
+def _settings_attrs(settings: DDIMSettings, model: EpsModel, seed: int) -> dict:
+    return {"t0": settings.t0, "n_steps": settings.n_steps, "eta": settings.eta, "model": model.name, "seed": seed}
+
+
+def _check_images(path, model: EpsModel) -> dict:
+    attrs = read_attrs(path)
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        shape = h5["x"].shape
+    if tuple(shape[1:]) != (model.channels, model.resolution, model.resolution):
+        raise InputError(path, f"holds {tuple(shape[1:])} images but the model takes "
+                               f"({model.channels}, {model.resolution}, {model.resolution}); "
+                               "set model.resolution / model.channels to match and re-ingest")
+    return attrs
+
+
+def _n_rows(path, split: str | None) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        if split is None:
+            return h5["x"].shape[0]
+        labels = h5["split"][()] if "split" in h5 else None
+    if labels is None:
+        raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
+    return int(sum((s.decode() if isinstance(s, bytes) else s) == split for s in labels))
+
+
+def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDIMSettings,
+                       options: RunOptions, seed: int = 0, split: str | None = SPLIT_FEWSHOT,
+                       extra_attrs: dict | None = None) -> Path:
+    """DDIM-invert the images of ``images_path`` (one split) into ``latents_path``."""
+    attrs = _check_images(images_path, model)
+    n = _n_rows(images_path, split)
+    if n == 0:
+        raise InputError(images_path, f"has no images in split {split!r}")
+    device, eps_fn = options.eps_fn(model)
+    out_attrs = {**_settings_attrs(settings, model, seed), "source": str(images_path), "split": split,
+                 "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"),
+                 **(extra_attrs or {})}
+    c, r = model.channels, model.resolution
+    with TensorFileWriter(latents_path, (n, c, r, r), "latents", out_attrs) as out:
+        batches = iter_batches(images_path, options.batch_size, split)
+        for offset, z, names in run_batched(lambda x: ddim_invert(eps_fn, x, model.alpha_bar, settings),
+                                            batches, device, n, desc="invert"):
+            out.write(offset, z, names)
+    return Path(latents_path)
+
+
+def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: DDIMSettings,
+                         options: RunOptions, seed: int = 0, kind: str = "samples",
+                         extra_attrs: dict | None = None) -> Path:
+    """DDIM-decode the latents of ``latents_path`` into images at ``samples_path``."""
+    attrs = read_attrs(latents_path)
+    n = _n_rows(latents_path, None)
+    device, eps_fn = options.eps_fn(model)
+    generator = torch.Generator().manual_seed(seed)
+    out_attrs = {**_settings_attrs(settings, model, seed), "source": str(latents_path),
+                 "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"), **(extra_attrs or {})}
+    c, r = model.channels, model.resolution
+    with TensorFileWriter(samples_path, (n, c, r, r), kind, out_attrs) as out:
+        batches = iter_batches(latents_path, options.batch_size)
+        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings, generator)  # noqa: E731
+        for offset, x, names in run_batched(decode, batches, device, n, desc="generate"):
+            out.write(offset, x, names)
+    return Path(samples_path)
+
+
+def psnr(mse: np.ndarray, peak_to_peak: float = 2.0) -> np.ndarray:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak range 2)."""
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(peak_to_peak**2 / np.asarray(mse, dtype=np.float64))
+
+
+def reconstruction_table(images_path, reconstruction_path, split: str | None = SPLIT_FEWSHOT):
+    """Per-image MSE / PSNR (normalized space) and the relative error in physical units.
+
+    The physical error is the median over pixels of |x_rec - x| / |x| after mapping both
+    through the dataset's normalization record (for log10 fields, a median relative error).
+    """
+    import pandas as pd
+
+    real = read_tensor_file(images_path, split=split)
+    rec = read_tensor_file(reconstruction_path)
+    if rec.names != real.names:
+        raise InputError(reconstruction_path, f"rows do not correspond to {images_path} ({split} split)")
+    mse = ((rec.x.astype(np.float64) - real.x) ** 2).reshape(len(real.names), -1).mean(axis=1)
+    table = pd.DataFrame({"name": real.names, "mse_normalized": mse, "psnr_db": psnr(mse)})
+    record_json = real.attrs.get("normalization")
+    if record_json:
+        record = NormalizationRecord.from_json(record_json)
+        phys_real = record.to_physical(real.x)
+        phys_rec = record.to_physical(np.clip(rec.x, -1, 1))
+        scale = np.maximum(np.abs(phys_real), np.finfo(np.float64).tiny)
+        rel = np.abs(phys_rec - phys_real) / scale
+        unit = ",".join(u or "dimensionless" for u in record.units)
+        table[f"median_relative_error_physical [{unit}]"] = np.median(rel.reshape(len(rel), -1), axis=1)
+    return table
+
+
+def write_csv_atomic(table, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def sample_base_model(model: EpsModel, samples_path, id_latents_path, n: int, settings: DDIMSettings,
+                      options: RunOptions, seed: int = 0) -> tuple[Path, Path]:
+    """N unconditional samples of the base model (the in-domain reference) and their inversion.
+
+    Samples start from x_T ~ N(0, I) at T - 1 and are DDIM-decoded with ``settings.n_steps``
+    steps over the full range; they are then inverted to ``settings.t0`` with the same
+    settings as the target images, giving the in-domain (ID) latents of the discovery step.
+    """
+    c, r = model.channels, model.resolution
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((n, c, r, r), generator=generator, dtype=torch.float32).numpy()
+    full = DDIMSettings(t0=len(model.betas) - 1, n_steps=settings.n_steps, eta=settings.eta)
+    device, eps_fn = options.eps_fn(model)
+    names = [f"base_sample_{i:05d}" for i in range(n)]
+    base_attrs = {**_settings_attrs(full, model, seed), "normalization": None, "dataset": None}
+
+    def noise_batches():
+        for offset in range(0, n, options.batch_size):
+            yield offset, noise[offset:offset + options.batch_size], names[offset:offset + options.batch_size]
+
+    with TensorFileWriter(samples_path, (n, c, r, r), "samples", base_attrs) as out:
+        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, full, generator)  # noqa: E731
+        for offset, x, batch_names in run_batched(decode, noise_batches(), device, n, desc="sample base"):
+            out.write(offset, np.clip(x, -1, 1), batch_names)
+    invert_tensor_file(model, samples_path, id_latents_path, settings, options, seed, split=None,
+                       extra_attrs={"kind_of_latents": "in-domain"})
+    return Path(samples_path), Path(id_latents_path)
+
+
+def settings_from_config(diffusion_cfg: dict) -> tuple[DDIMSettings, RunOptions]:
+    """DDIM settings and run options from the config's ``diffusion`` section (plus device/precision)."""
+    settings = DDIMSettings(int(diffusion_cfg.get("t0", 900)), int(diffusion_cfg.get("n_inv_step", 80)),
+                            float(diffusion_cfg.get("eta", 0.0)))
+    settings.sequence()  # validates t0 and n_steps
+    return settings, RunOptions(batch_size=int(diffusion_cfg.get("batch_size", 16)),
+                                compile=bool(diffusion_cfg.get("compile", False)))
+
+
+__all__ = ["RunOptions", "invert_tensor_file", "generate_tensor_file", "reconstruction_table", "psnr",
+           "sample_base_model", "settings_from_config", "write_csv_atomic"]

@@ -1,0 +1,83 @@
+"""The engine over tensor files: latents and reconstructions with their attributes, batch-size
+independence of streamed results, the reconstruction table, base-model sampling."""
+
+import numpy as np
+import pytest
+
+from discoverydiff.diffusion import DDIMSettings
+from discoverydiff.engine import (
+    RunOptions,
+    generate_tensor_file,
+    invert_tensor_file,
+    psnr,
+    reconstruction_table,
+    sample_base_model,
+)
+from discoverydiff.errors import InputError
+from discoverydiff.models import analytic_model
+from discoverydiff.normalize import fit_normalization
+from discoverydiff.store import read_tensor_file, write_tensor_file
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rng = np.random.default_rng(0)
+    source = np.tanh(rng.normal(0, 0.5, size=(300, 3, 6, 6))).astype(np.float32)
+    model = analytic_model("analytic_gaussian", source, description="test")
+    physical = np.exp(rng.normal(0, 1, size=(10, 1, 6, 6)))
+    record = fit_normalization(physical, "log10", percentiles=(0, 100), units=["Habing"], channel_names=["G0"],
+                               channel_mode="replicate")
+    x, _ = record.to_normalized(physical)
+    split = ["fewshot"] * 7 + ["heldout"] * 3
+    images = write_tensor_file(tmp_path / "tensors.h5", x, [f"m{i}" for i in range(10)], "images",
+                               {"normalization": record.to_json(), "dataset": "d"}, split=split)
+    return model, images, tmp_path
+
+
+def test_invert_generate_reconstruct(setup):
+    model, images, tmp = setup
+    s = DDIMSettings(900, 30)
+    invert_tensor_file(model, images, tmp / "latents.h5", s, RunOptions(batch_size=3), seed=4)
+    lat = read_tensor_file(tmp / "latents.h5")
+    assert lat.x.shape == (7, 3, 6, 6) and lat.names == [f"m{i}" for i in range(7)]
+    assert lat.attrs["kind"] == "latents" and lat.attrs["t0"] == 900 and lat.attrs["n_steps"] == 30
+    assert lat.attrs["model"] == model.name and lat.attrs["seed"] == 4
+    assert lat.attrs["normalization"]["units"] == ["Habing"]
+    assert abs(lat.x.std() - 1) < 0.3  # x_900 is close to unit-variance noise
+    # streaming in other batch sizes gives the same latents
+    invert_tensor_file(model, images, tmp / "latents16.h5", s, RunOptions(batch_size=16), seed=4)
+    np.testing.assert_allclose(read_tensor_file(tmp / "latents16.h5").x, lat.x, atol=1e-5)
+
+    generate_tensor_file(model, tmp / "latents.h5", tmp / "rec.h5", s, RunOptions(batch_size=4), kind="reconstruction")
+    table = reconstruction_table(images, tmp / "rec.h5")
+    real = read_tensor_file(images, split="fewshot").x
+    rec = read_tensor_file(tmp / "rec.h5").x
+    mse = ((rec.astype(np.float64) - real) ** 2).reshape(7, -1).mean(1)
+    np.testing.assert_allclose(table["mse_normalized"], mse)
+    np.testing.assert_allclose(table["psnr_db"], 10 * np.log10(4 / mse))
+    assert list(table.columns)[-1] == "median_relative_error_physical [Habing]"
+    assert table["psnr_db"].min() > 15  # the closed-form model reconstructs unseen maps
+
+
+def test_psnr_closed_form():
+    np.testing.assert_allclose(psnr(np.array([4.0, 0.04, 4e-4])), [0.0, 20.0, 40.0])
+
+
+def test_sample_base_writes_samples_and_their_inversions(setup):
+    model, _, tmp = setup
+    s = DDIMSettings(900, 20)
+    sample_base_model(model, tmp / "base.h5", tmp / "id.h5", 5, s, RunOptions(batch_size=2), seed=3)
+    samples, latents = read_tensor_file(tmp / "base.h5"), read_tensor_file(tmp / "id.h5")
+    assert samples.x.shape == latents.x.shape == (5, 3, 6, 6)
+    assert samples.x.min() >= -1 and samples.x.max() <= 1 and latents.attrs["t0"] == 900
+    assert samples.attrs["t0"] == 999  # sampled from pure noise over the whole schedule
+    sample_base_model(model, tmp / "base2.h5", tmp / "id2.h5", 5, s, RunOptions(batch_size=5), seed=3)
+    np.testing.assert_allclose(read_tensor_file(tmp / "base2.h5").x, samples.x, atol=1e-5)
+
+
+def test_images_of_the_wrong_size_are_refused(setup, tmp_path):
+    model, _, _ = setup
+    write_tensor_file(tmp_path / "big.h5", np.zeros((2, 3, 8, 8)), ["a", "b"], "images", split=["fewshot"] * 2)
+    with pytest.raises(InputError, match="holds \\(3, 8, 8\\) images but the model takes \\(3, 6, 6\\)"):
+        invert_tensor_file(model, tmp_path / "big.h5", tmp_path / "l.h5", DDIMSettings(900, 5), RunOptions())
+    assert not (tmp_path / "l.h5").exists()
