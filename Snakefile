@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/ingest.smk"
+include: "rules/diffusion.smk"
 
 
 rule all:

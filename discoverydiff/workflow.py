@@ -40,3 +40,21 @@ def run_step(log_path: str | Path | None, step: Callable[[], object]) -> object:
         sys.stderr = console
         if log_file is not None:
             log_file.close()
+
+
+def engine_from_params(params: dict, model_inputs=()) -> tuple:
+    """(model, DDIM settings, run options, seed) from a rule's ``engine`` params.
+
+    ``model_inputs`` are the rule's model files; for ``source: trained`` without a
+    ``path`` the first is the directory rule ``train_base`` wrote.
+    """
+    from .engine import settings_from_config
+    from .models import load_model
+
+    model_cfg = dict(params["model"])
+    if model_cfg.get("source") == "trained" and not model_cfg.get("path") and model_inputs:
+        model_cfg["path"] = str(model_inputs[0])
+    model = load_model(model_cfg, seed=int(params["seed"]))
+    settings, options = settings_from_config(params["diffusion"])
+    options.device, options.precision = params["device"], params["precision"]
+    return model, settings, options, int(params["seed"])

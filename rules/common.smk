@@ -28,7 +28,7 @@ def config_sha256(wildcards):
     """Hash of what determines a dataset's results: its section, the model, the seed."""
     relevant = {
         "dataset": config["datasets"][wildcards.dataset],
-        "model": config["model"],
+        "model": {k: config["model"][k] for k in ("resolution", "channels")},
         "seed": config["seed"],
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
@@ -47,5 +47,35 @@ def ingest_inputs(wildcards):
     return files
 
 
+def model_inputs(wildcards):
+    """The base model's files: its checkpoint, or train_base's output when there is none."""
+    model = config["model"]
+    if model["source"] == "trained" and not model.get("path"):
+        return ["results/base_model/trained"]
+    if model.get("path"):
+        return [model["path"]]
+    if model.get("source_images", {}).get("kind") == "tensors":
+        return [model["source_images"]["path"]]
+    return []
+
+
+def engine_params(wildcards):
+    """Everything the engine scripts need: model, DDIM settings, device, seed."""
+    return {
+        "model": config["model"],
+        "diffusion": config["diffusion"],
+        "device": config["device"],
+        "precision": config["precision"],
+        "seed": config["seed"],
+    }
+
+
 def all_targets():
-    return expand("results/{dataset}/tensors.h5", dataset=DATASETS)
+    return expand(
+        [
+            "results/{dataset}/tensors.h5",
+            "results/{dataset}/latents.h5",
+            "results/{dataset}/reconstruction.csv",
+        ],
+        dataset=DATASETS,
+    ) + ["results/base_model/id_latents.h5"]

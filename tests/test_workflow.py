@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
@@ -16,7 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY_DEMO = {
     "seed": 5,
-    "model": {"resolution": 16, "channels": 3},
+    "model": {"source": "analytic_gaussian", "resolution": 16, "channels": 3,
+              "source_images": {"kind": "natural_patches", "n": 256}},
+    "diffusion": {"t0": 900, "n_inv_step": 20, "batch_size": 8, "n_base_samples": 6},
     "demo": {"radiation": {"n_fits": 3, "n_hdf5": 3, "size": 64, "slope": -3.0, "n_stars": 2},
              "galaxies": {"n": 8, "size": 128}},
     "datasets": {
@@ -46,7 +49,7 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_demo_runs_through_ingest_and_is_then_up_to_date(tmp_path):
+def test_demo_runs_through_reconstruction_and_is_then_up_to_date(tmp_path):
     run = snakemake(tmp_path, TINY_DEMO)
     assert run.returncode == 0, run.stderr[-3000:]
     rad = read_tensor_file(tmp_path / "results/radiation/tensors.h5")
@@ -56,6 +59,14 @@ def test_demo_runs_through_ingest_and_is_then_up_to_date(tmp_path):
     assert rad.attrs["normalization"]["units"] == ["Habing"]
     assert len(rad.attrs["config_sha256"]) == 64
     assert "6 maps (4 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
+    latents = read_tensor_file(tmp_path / "results/radiation/latents.h5")
+    assert latents.x.shape == (4, 3, 16, 16) and latents.attrs["n_steps"] == 20
+    assert latents.attrs["model"].startswith("analytic_gaussian:natural_patches(n=256,seed=5)")
+    table = pd.read_csv(tmp_path / "results/galaxies/reconstruction.csv")
+    assert len(table) == 3 and table["psnr_db"].min() > 15
+    assert "mean PSNR" in (tmp_path / "results/galaxies/logs/reconstruct.log").read_text()
+    assert read_tensor_file(tmp_path / "results/base_model/id_latents.h5").x.shape == (6, 3, 16, 16)
+    assert (tmp_path / "results/radiation/benchmarks/invert.tsv").exists()
     again = snakemake(tmp_path, TINY_DEMO, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -89,7 +100,7 @@ def _user_dataset(tmp_path, on_bad_input):
 
 
 def test_bad_input_fails_the_job_naming_the_file_and_leaves_no_output(tmp_path):
-    run = snakemake(tmp_path, _user_dataset(tmp_path, "fail"))
+    run = snakemake(tmp_path, _user_dataset(tmp_path, "fail"), "results/user/tensors.h5")
     assert run.returncode != 0
     assert "data/m2.fits: 1 NaN (or BLANK) and 0 infinite pixel(s)" in run.stdout + run.stderr
     assert not (tmp_path / "results/user/tensors.h5").exists()
@@ -97,7 +108,7 @@ def test_bad_input_fails_the_job_naming_the_file_and_leaves_no_output(tmp_path):
 
 
 def test_skip_records_the_bad_file_and_ingests_the_rest(tmp_path):
-    run = snakemake(tmp_path, _user_dataset(tmp_path, "skip"))
+    run = snakemake(tmp_path, _user_dataset(tmp_path, "skip"), "results/user/tensors.h5")
     assert run.returncode == 0, run.stderr[-3000:]
     assert read_tensor_file(tmp_path / "results/user/tensors.h5").x.shape[0] == 3
     assert "data/m2.fits,1 NaN (or BLANK)" in (tmp_path / "results/user/rejected.csv").read_text()
