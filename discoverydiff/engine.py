@@ -21,7 +21,7 @@ from .diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn,
 from .errors import InputError
 from .models import EpsModel
 from .normalize import NormalizationRecord
-from .store import SPLIT_FEWSHOT, TensorFileWriter, iter_batches, read_attrs, read_tensor_file
+from .store import SPLIT_FEWSHOT, TensorFileWriter, iter_batches, read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -116,29 +116,37 @@ def psnr(mse: np.ndarray, peak_to_peak: float = 2.0) -> np.ndarray:
         return 10.0 * np.log10(peak_to_peak**2 / np.asarray(mse, dtype=np.float64))
 
 
-def reconstruction_table(images_path, reconstruction_path, split: str | None = SPLIT_FEWSHOT):
+def reconstruction_table(images_path, reconstruction_path, split: str | None = SPLIT_FEWSHOT,
+                         batch_size: int = 64):
     """Per-image MSE / PSNR (normalized space) and the relative error in physical units.
 
     The physical error is the median over pixels of |x_rec - x| / |x| after mapping both
     through the dataset's normalization record (for log10 fields, a median relative error).
+    Both files are streamed in batches, so memory does not grow with the set.
     """
     import pandas as pd
 
-    real = read_tensor_file(images_path, split=split)
-    rec = read_tensor_file(reconstruction_path)
-    if rec.names != real.names:
-        raise InputError(reconstruction_path, f"rows do not correspond to {images_path} ({split} split)")
-    mse = ((rec.x.astype(np.float64) - real.x) ** 2).reshape(len(real.names), -1).mean(axis=1)
-    table = pd.DataFrame({"name": real.names, "mse_normalized": mse, "psnr_db": psnr(mse)})
-    record_json = real.attrs.get("normalization")
-    if record_json:
-        record = NormalizationRecord.from_json(record_json)
-        phys_real = record.to_physical(real.x)
-        phys_rec = record.to_physical(np.clip(rec.x, -1, 1))
-        scale = np.maximum(np.abs(phys_real), np.finfo(np.float64).tiny)
-        rel = np.abs(phys_rec - phys_real) / scale
+    record_json = read_attrs(images_path).get("normalization")
+    record = NormalizationRecord.from_json(record_json) if record_json else None
+    names, mse, rel_err = [], [], []
+    pairs = zip(iter_batches(images_path, batch_size, split), iter_batches(reconstruction_path, batch_size))
+    for (_, real, real_names), (_, rec, rec_names) in pairs:
+        if rec_names != real_names:
+            raise InputError(reconstruction_path, f"rows do not correspond to {images_path} ({split} split)")
+        real, rec = real.astype(np.float64), rec.astype(np.float64)
+        names += real_names
+        mse.append(((rec - real) ** 2).reshape(len(real), -1).mean(axis=1))
+        if record is not None:
+            phys_real, phys_rec = record.to_physical(real), record.to_physical(np.clip(rec, -1, 1))
+            rel = np.abs(phys_rec - phys_real) / np.maximum(np.abs(phys_real), np.finfo(np.float64).tiny)
+            rel_err.append(np.median(rel.reshape(len(rel), -1), axis=1))
+    if len(names) != _n_rows(images_path, split) or len(names) != _n_rows(reconstruction_path, None):
+        raise InputError(reconstruction_path, f"row count differs from {images_path} ({split} split)")
+    mse = np.concatenate(mse)
+    table = pd.DataFrame({"name": names, "mse_normalized": mse, "psnr_db": psnr(mse)})
+    if record is not None:
         unit = ",".join(u or "dimensionless" for u in record.units)
-        table[f"median_relative_error_physical [{unit}]"] = np.median(rel.reshape(len(rel), -1), axis=1)
+        table[f"median_relative_error_physical [{unit}]"] = np.concatenate(rel_err)
     return table
 
 
