@@ -1,0 +1,353 @@
+"""Latent geometry and geometric sampling of new target-domain latents (DESIGN.md, steps 4-5).
+
+Inverted latents of an unseen domain form a concentrated, Gaussian-like cluster apart
+from the in-domain (ID) latents of the base model. New latents are discovered by
+spherical interpolation (slerp) between an inverted target latent and a draw from a
+Gaussian fitted to the target latents, and accepted when their geometry matches the
+target cluster's on three criteria, each averaged over ``n_ref`` random reference
+latents:
+
+1. ``dist_to_id``: mean Euclidean distance to ID latents;
+2. ``angle_origin``: mean angle at the origin to target latents (degrees);
+3. ``angle_pairs``: mean angle at the candidate between pairs of target latents (degrees).
+
+The public code compares them with constants (611.4, 88 deg, 60 deg) that belong to one
+model/domain pair at 3x256x256. Here every target value and its spread are *measured*
+on this run's inverted targets (each target latent scored against the other targets,
+exactly as a candidate is), and a candidate passes a criterion when it lies within
+``tolerance`` spreads of the measured mean. All distances and angles come from Gram
+matrices (dot products), so a batch of candidates is scored against all references with
+a few matrix products and no Python loop over candidates or references.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ConfigError, DiscoveryDiffError
+
+log = logging.getLogger(__name__)
+
+CRITERIA = ("dist_to_id", "angle_origin", "angle_pairs")
+
+
+# ----------------------------------------------------------------------------- basic geometry
+def _flat(x) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    return x.reshape(x.shape[0], -1).to(torch.float64)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | float, eps: float = 1e-7) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` (B, ...) at weights ``w`` (B,) or scalar.
+
+    w = 0 gives ``a``, w = 1 gives ``b``; in between, as in the public code,
+    ``sin((1 - w) theta) / sin(theta) a + sin(w theta) / sin(theta) b`` with theta the angle
+    between them, for vectors of any shape. Where a and b are (nearly) parallel
+    (sin theta < eps) it uses linear interpolation, the formula's limit, instead of
+    dividing by zero (the public code returns NaN there).
+    """
+    shape = a.shape
+    a2, b2 = a.reshape(shape[0], -1).double(), b.reshape(shape[0], -1).double()
+    w = torch.as_tensor(w, dtype=torch.float64).reshape(-1, 1).expand(shape[0], 1)
+    cos = (a2 * b2).sum(1, keepdim=True) / (a2.norm(dim=1, keepdim=True) * b2.norm(dim=1, keepdim=True)).clamp_min(
+        1e-300)
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(theta)
+    safe = sin > eps
+    sin_safe = torch.where(safe, sin, torch.ones_like(sin))
+    ca = torch.where(safe, torch.sin((1 - w) * theta) / sin_safe, 1 - w)
+    cb = torch.where(safe, torch.sin(w * theta) / sin_safe, w)
+    return (ca * a2 + cb * b2).reshape(shape).to(a.dtype)
+
+
+def angles_deg(cos: torch.Tensor) -> torch.Tensor:
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+def pairwise_distances(x, y) -> torch.Tensor:
+    """Euclidean distances (N, M) between rows of x and y, from dot products."""
+    x, y = _flat(x), _flat(y)
+    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
+    return sq.clamp_min(0).sqrt()
+
+
+def angles_at_origin(x, y) -> torch.Tensor:
+    """Angles in degrees (N, M) at the origin between rows of x and y."""
+    x, y = _flat(x), _flat(y)
+    cos = (x @ y.T) / (x.norm(dim=1)[:, None] * y.norm(dim=1)[None, :]).clamp_min(1e-300)
+    return angles_deg(cos)
+
+
+def angles_at_points(points, refs, pair_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Angle in degrees at each point p between (a - p) and (b - p) for pairs (a, b) of refs.
+
+    Parameters
+    ----------
+    points : (N, ...) the vertices.
+    refs : (R, ...) reference latents; by default all R (R - 1) / 2 pairs are used.
+    pair_index : (P, 2) long, optional; or (N, P, 2) per point.
+
+    Returns
+    -------
+    (N, P) angles, from (a-p).(b-p) = a.b - a.p - b.p + p.p.
+    """
+    p, r = _flat(points), _flat(refs)
+    if pair_index is None:
+        pair_index = torch.combinations(torch.arange(r.shape[0]), 2)
+    rr = r @ r.T  # (R, R)
+    pr = p @ r.T  # (N, R)
+    pp = (p * p).sum(1)  # (N,)
+    rsq = torch.diagonal(rr)
+    if pair_index.dim() == 2:
+        i, j = pair_index[:, 0], pair_index[:, 1]
+        dot = rr[i, j][None, :] - pr[:, i] - pr[:, j] + pp[:, None]
+        ni = (rsq[i][None, :] - 2 * pr[:, i] + pp[:, None]).clamp_min(0).sqrt()
+        nj = (rsq[j][None, :] - 2 * pr[:, j] + pp[:, None]).clamp_min(0).sqrt()
+    else:
+        i, j = pair_index[..., 0], pair_index[..., 1]
+        rows = torch.arange(p.shape[0])[:, None]
+        dot = rr[i, j] - pr[rows, i] - pr[rows, j] + pp[:, None]
+        ni = (rsq[i] - 2 * pr[rows, i] + pp[:, None]).clamp_min(0).sqrt()
+        nj = (rsq[j] - 2 * pr[rows, j] + pp[:, None]).clamp_min(0).sqrt()
+    return angles_deg(dot / (ni * nj).clamp_min(1e-300))
+
+
+# ----------------------------------------------------------------------------- geometry table
+def latent_geometry(target, id_latents) -> pd.DataFrame:
+    """Summary of the two clusters: one row per (statistic, set) with mean, std, min, max, n.
+
+    Statistics: ``norm``; ``pairwise_distance`` within the set; ``angle_origin`` between
+    pairs of the set (degrees); ``angle_pairs``: angle at each member between pairs of the
+    other members (degrees); ``dist_target_to_id``; and the cluster separation
+    ``centre_distance`` (between the two means) against ``spread`` (RMS distance of
+    members from their mean), whose ratio ``separation`` > 1 means the clusters are apart.
+    """
+    t, i = _flat(target), _flat(id_latents)
+    rows = []
+
+    def add(stat, which, values, units):
+        v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        rows.append({"statistic": stat, "set": which, "units": units, "mean": float(v.mean()),
+                     "std": float(v.std()) if v.numel() > 1 else 0.0, "min": float(v.min()),
+                     "max": float(v.max()), "n": int(v.numel())})
+
+    d = t.shape[1]
+    for name, x in (("target", t), ("id", i)):
+        iu = torch.triu_indices(len(x), len(x), 1)
+        add("norm", name, x.norm(dim=1), "latent units")
+        add("norm_over_sqrt_d", name, x.norm(dim=1) / math.sqrt(d), "")
+        add("pairwise_distance", name, pairwise_distances(x, x)[iu[0], iu[1]], "latent units")
+        add("angle_origin", name, angles_at_origin(x, x)[iu[0], iu[1]], "deg")
+        if len(x) >= 3:
+            add("angle_pairs", name, _leave_one_out_pair_angles(x), "deg")
+    add("dist_target_to_id", "target", pairwise_distances(t, i), "latent units")
+    spread = {n: float(((x - x.mean(0)) ** 2).sum(1).mean().sqrt()) for n, x in (("target", t), ("id", i))}
+    centre = float((t.mean(0) - i.mean(0)).norm())
+    add("centre_distance", "target-id", centre, "latent units")
+    for n, s in spread.items():
+        add("spread", n, s, "latent units")
+    add("separation", "target-id", centre / max(np.mean(list(spread.values())), 1e-300), "")
+    return pd.DataFrame(rows)
+
+
+def _leave_one_out_pair_angles(x: torch.Tensor, max_pairs: int = 2000) -> torch.Tensor:
+    """Angles at each member between pairs of the other members (sub-sampled to max_pairs)."""
+    n = len(x)
+    pairs = torch.combinations(torch.arange(n), 2)
+    if len(pairs) > max_pairs:
+        pairs = pairs[torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0))[:max_pairs]]
+    ang = angles_at_points(x, x, pairs)  # (n, P)
+    keep = (pairs[None, :, 0] != torch.arange(n)[:, None]) & (pairs[None, :, 1] != torch.arange(n)[:, None])
+    return ang[keep]
+
+
+# ----------------------------------------------------------------------------- prior
+@dataclass
+class GaussianPrior:
+    """Per-dimension mean and a scalar or diagonal variance, fitted to latents (N, C, H, W)."""
+
+    mean: torch.Tensor
+    var: torch.Tensor  # scalar () or (D,)
+    fitted_to: str = "target"
+
+    @classmethod
+    def fit(cls, latents, variance: str = "scalar", fitted_to: str = "target") -> GaussianPrior:
+        x = _flat(latents)
+        if x.shape[0] < 2:
+            raise ConfigError("fitting the discovery prior needs at least 2 latents")
+        mean = x.mean(0)
+        var_d = x.var(0, unbiased=True)
+        if variance == "scalar":
+            var = var_d.mean()
+        elif variance == "diagonal":
+            var = var_d.clamp_min(1e-12)
+        else:
+            raise ConfigError(f"discovery.prior_variance must be 'scalar' or 'diagonal', got {variance!r}")
+        return cls(mean, var, fitted_to)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn((n, self.mean.numel()), generator=generator, dtype=torch.float64)
+        return self.mean + noise * self.var.sqrt()
+
+
+# ----------------------------------------------------------------------------- acceptance
+@dataclass
+class AcceptanceTargets:
+    """Measured mean and spread of each criterion on the inverted targets."""
+
+    mean: dict
+    std: dict
+    tolerance: dict
+
+    def window(self, name: str) -> tuple[float, float]:
+        half = self.tolerance[name] * self.std[name]
+        return self.mean[name] - half, self.mean[name] + half
+
+
+def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Generator,
+                     exclude_self: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 3) values of the three criteria for each point, over ``n_ref`` random references.
+
+    Each point draws its own ``n_ref`` ID latents, ``n_ref`` target latents and ``n_ref``
+    pairs of target latents. ``exclude_self[k]`` is the index of point k among the targets
+    (when the points are the targets themselves), which it must not draw.
+    """
+    p, t, i = _flat(points), _flat(target), _flat(id_latents)
+    n, n_t, n_i = p.shape[0], t.shape[0], i.shape[0]
+    avail = n_t - (1 if exclude_self is not None else 0)
+    if avail < 2:
+        raise ConfigError(f"need at least 2 reference target latents, have {avail}")
+    k_ref = min(n_ref, avail)
+
+    def draw_targets(count):
+        # random distinct target indices per point, skipping the point itself
+        scores = torch.rand((n, n_t), generator=generator, dtype=torch.float64)
+        if exclude_self is not None:
+            scores[torch.arange(n), exclude_self] = 2.0
+        return scores.argsort(dim=1)[:, :count]
+
+    id_idx = torch.rand((n, n_i), generator=generator, dtype=torch.float64).argsort(dim=1)[:, :min(n_ref, n_i)]
+    dist = pairwise_distances(p, i)  # (N, N_id)
+    dist_to_id = dist.gather(1, id_idx).mean(1)
+    t_idx = draw_targets(k_ref)
+    ang0 = angles_at_origin(p, t).gather(1, t_idx).mean(1)
+    a_idx, b_idx = draw_targets(k_ref), draw_targets(k_ref)
+    same = a_idx == b_idx
+    b_idx = torch.where(same, t_idx, b_idx)  # avoid degenerate (a, a) pairs
+    pairs = torch.stack([a_idx, b_idx], dim=-1)
+    valid = pairs[..., 0] != pairs[..., 1]
+    ang_pairs = angles_at_points(p, t, pairs)
+    ang_pairs = (ang_pairs * valid).sum(1) / valid.sum(1).clamp_min(1)
+    return torch.stack([dist_to_id, ang0, ang_pairs], dim=1)
+
+
+def measure_targets(target, id_latents, n_ref: int, tolerance: dict | float,
+                    generator: torch.Generator) -> AcceptanceTargets:
+    """Mean and spread of the criteria over the inverted targets, each scored like a candidate."""
+    n_t = _flat(target).shape[0]
+    values = criterion_values(target, target, id_latents, n_ref, generator, exclude_self=torch.arange(n_t))
+    tol = {c: float(tolerance) for c in CRITERIA} if not isinstance(tolerance, dict) else {
+        c: float(tolerance.get(c, 1.0)) for c in CRITERIA}
+    return AcceptanceTargets(
+        mean={c: float(values[:, k].mean()) for k, c in enumerate(CRITERIA)},
+        std={c: float(values[:, k].std()) for k, c in enumerate(CRITERIA)},
+        tolerance=tol,
+    )
+
+
+def passes(values: torch.Tensor, targets: AcceptanceTargets) -> torch.Tensor:
+    """(N, 3) bool: each criterion inside its window."""
+    lo = torch.tensor([targets.window(c)[0] for c in CRITERIA], dtype=values.dtype)
+    hi = torch.tensor([targets.window(c)[1] for c in CRITERIA], dtype=values.dtype)
+    return (values >= lo) & (values <= hi)
+
+
+class TooFewAccepted(DiscoveryDiffError):
+    """Raised when the candidate budget ran out before enough latents were accepted."""
+
+
+@dataclass
+class DiscoveryResult:
+    latents: torch.Tensor  # (N, C, H, W)
+    names: list
+    criteria: torch.Tensor  # (N, 3)
+    targets: AcceptanceTargets
+    n_candidates: int
+    pass_counts: dict = field(default_factory=dict)
+
+    @property
+    def acceptance_rate(self) -> float:
+        return len(self.names) / max(self.n_candidates, 1)
+
+
+def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
+             n_slerp: int = 20, tolerance: dict | float = 1.0, prior: GaussianPrior | None = None,
+             max_candidates: int = 100_000, batch_candidates: int = 1024, target_names=None) -> DiscoveryResult:
+    """Geometric sampling: slerp candidates, accepted when all three criteria fit the targets.
+
+    Parameters
+    ----------
+    target : (N_t, C, H, W) inverted target latents.
+    id_latents : (N_id, C, H, W) inverted base-model samples.
+    n_accept : latents to discover.
+    n_slerp : interpolation points per (target, prior draw) pair, at k / (n_slerp + 1),
+        k = 1 .. n_slerp (paper: 20 points at k/21).
+    tolerance : spreads (std of the criterion over the targets) allowed per criterion.
+    prior : defaults to the Gaussian fitted to the targets with a scalar variance.
+    max_candidates : the budget; when it is spent with fewer than ``n_accept`` accepted,
+        :class:`TooFewAccepted` explains which criterion failed most and suggests a tolerance.
+    """
+    shape = tuple(torch.as_tensor(target).shape[1:])
+    t = _flat(target)
+    names = list(target_names) if target_names is not None else [f"target{k}" for k in range(len(t))]
+    g = torch.Generator().manual_seed(int(seed))
+    targets = measure_targets(t, id_latents, n_ref, tolerance, g)
+    prior = prior or GaussianPrior.fit(t)
+    weights = torch.arange(1, n_slerp + 1, dtype=torch.float64) / (n_slerp + 1)
+    accepted, acc_names, acc_values = [], [], []
+    tried, pass_counts = 0, dict.fromkeys(CRITERIA, 0)
+    deviations = []
+    while len(acc_names) < n_accept and tried < max_candidates:
+        n_pairs = max(1, min(batch_candidates, max_candidates - tried) // n_slerp)
+        src = torch.randint(len(t), (n_pairs,), generator=g)
+        draws = prior.sample(n_pairs, g)
+        a = t[src].repeat_interleave(n_slerp, 0)
+        b = draws.repeat_interleave(n_slerp, 0)
+        w = weights.repeat(n_pairs)
+        cand = slerp(a, b, w)
+        tried += len(cand)
+        values = criterion_values(cand, t, id_latents, n_ref, g)
+        ok = passes(values, targets)
+        for k, c in enumerate(CRITERIA):
+            pass_counts[c] += int(ok[:, k].sum())
+        std = torch.tensor([max(targets.std[c], 1e-300) for c in CRITERIA], dtype=values.dtype)
+        mean = torch.tensor([targets.mean[c] for c in CRITERIA], dtype=values.dtype)
+        deviations.append(((values - mean).abs() / std).float())
+        keep = ok.all(1).nonzero().flatten()
+        for j in keep.tolist():
+            if len(acc_names) >= n_accept:
+                break
+            accepted.append(cand[j])
+            acc_values.append(values[j])
+            pair = j // n_slerp
+            acc_names.append(f"discovered_{len(acc_names):05d}<-{names[int(src[pair])]}@w={float(w[j]):.3f}")
+    if len(acc_names) < n_accept:
+        dev = torch.cat(deviations)
+        worst = min(CRITERIA, key=lambda c: pass_counts[c])
+        k = CRITERIA.index(worst)
+        # the tolerance at which enough candidates would have passed the worst criterion alone
+        need = float(torch.quantile(dev[:, k], min(1.0, n_accept / max(tried, 1) * 2)))
+        raise TooFewAccepted(
+            f"discovery accepted {len(acc_names)} of {n_accept} latents from {tried} candidates "
+            f"(acceptance rate {len(acc_names) / max(tried, 1):.2e}); pass rates per criterion: "
+            + ", ".join(f"{c} {pass_counts[c] / max(tried, 1):.1%}" for c in CRITERIA)
+            + f". '{worst}' failed most; discovery.tolerance.{worst} = {targets.tolerance[worst]} spreads, "
+            f"try about {need:.2f}, or raise discovery.max_candidates ({max_candidates})")
+    return DiscoveryResult(torch.stack(accepted).reshape(-1, *shape).float(), acc_names,
+                           torch.stack(acc_values), targets, tried, pass_counts)
