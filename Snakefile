@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/ingest.smk"
 include: "rules/diffusion.smk"
+include: "rules/discovery.smk"
 
 
 rule all:

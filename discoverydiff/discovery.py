@@ -351,3 +351,67 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
             f"try about {need:.2f}, or raise discovery.max_candidates ({max_candidates})")
     return DiscoveryResult(torch.stack(accepted).reshape(-1, *shape).float(), acc_names,
                            torch.stack(acc_values), targets, tried, pass_counts)
+
+
+# ----------------------------------------------------------------------------- files
+def discover_from_files(latents_path, id_latents_path, discovered_path, geometry_path, cfg: dict,
+                        seed: int = 0) -> DiscoveryResult:
+    """Run discovery on tensor files and write the accepted latents and the geometry table.
+
+    Parameters
+    ----------
+    latents_path : inverted few-shot targets (rule ``invert``).
+    id_latents_path : inverted base-model samples (rule ``sample_base``).
+    discovered_path : output tensor file of accepted latents; datasets ``criteria``
+        (N, 3) hold each accepted latent's criterion values, attrs the acceptance record.
+    geometry_path : output CSV of :func:`latent_geometry` plus the acceptance windows.
+    cfg : the config's ``discovery`` section (n_samples, n_ref, n_slerp, tolerance,
+        prior_fit, prior_variance, max_candidates, batch_candidates).
+    """
+    from .engine import write_csv_atomic
+    from .store import TensorFileWriter, read_tensor_file
+
+    target = read_tensor_file(latents_path)
+    ids = read_tensor_file(id_latents_path)
+    if target.x.shape[1:] != ids.x.shape[1:]:
+        raise ConfigError(f"target latents {target.x.shape[1:]} and ID latents {ids.x.shape[1:]} differ in shape")
+    for key in ("t0", "n_steps", "model"):
+        if target.attrs.get(key) != ids.attrs.get(key):
+            log.warning("target and ID latents differ in %s (%r vs %r)", key, target.attrs.get(key),
+                        ids.attrs.get(key))
+    fit_to = cfg.get("prior_fit", "target")
+    if fit_to not in ("target", "id"):
+        raise ConfigError(f"discovery.prior_fit must be 'target' or 'id', got {fit_to!r}")
+    prior = GaussianPrior.fit(target.x if fit_to == "target" else ids.x, cfg.get("prior_variance", "scalar"), fit_to)
+    t = torch.from_numpy(target.x)
+    result = discover(t, torch.from_numpy(ids.x), int(cfg.get("n_samples", 32)), seed=seed,
+                      n_ref=int(cfg.get("n_ref", 10)), n_slerp=int(cfg.get("n_slerp", 20)),
+                      tolerance=cfg.get("tolerance", 1.0), prior=prior,
+                      max_candidates=int(cfg.get("max_candidates", 100_000)),
+                      batch_candidates=int(cfg.get("batch_candidates", 1024)), target_names=target.names)
+    log.info("accepted %d latents from %d candidates (rate %.3g); windows %s", len(result.names),
+             result.n_candidates, result.acceptance_rate,
+             {c: tuple(round(v, 3) for v in result.targets.window(c)) for c in CRITERIA})
+    record = {"n_candidates": result.n_candidates, "acceptance_rate": result.acceptance_rate,
+              "pass_rate": {c: result.pass_counts[c] / max(result.n_candidates, 1) for c in CRITERIA},
+              "target_mean": result.targets.mean, "target_std": result.targets.std,
+              "tolerance": result.targets.tolerance, "criteria": list(CRITERIA), "prior_fit": fit_to,
+              "prior_variance": cfg.get("prior_variance", "scalar")}
+    attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset")}
+    attrs.update({"seed": seed, "source": str(latents_path), "id_source": str(id_latents_path),
+                  "acceptance": record})
+    x = result.latents.numpy()
+    with TensorFileWriter(discovered_path, x.shape, "latents", attrs) as out:
+        out.write(0, x, result.names)
+        out.add_dataset("criteria", result.criteria.numpy())
+    table = latent_geometry(t, torch.from_numpy(ids.x))
+    windows = pd.DataFrame([{"statistic": f"window_{c}", "set": "acceptance", "units": "deg" if "angle" in c
+                             else "latent units", "mean": result.targets.mean[c], "std": result.targets.std[c],
+                             "min": result.targets.window(c)[0], "max": result.targets.window(c)[1],
+                             "n": len(t)} for c in CRITERIA])
+    accepted = pd.DataFrame([{"statistic": c, "set": "discovered", "units": windows["units"][k],
+                              "mean": float(result.criteria[:, k].mean()), "std": float(result.criteria[:, k].std()),
+                              "min": float(result.criteria[:, k].min()), "max": float(result.criteria[:, k].max()),
+                              "n": len(result.names)} for k, c in enumerate(CRITERIA)])
+    write_csv_atomic(pd.concat([table, windows, accepted], ignore_index=True), geometry_path)
+    return result

@@ -76,6 +76,7 @@ def all_targets():
             "results/{dataset}/tensors.h5",
             "results/{dataset}/latents.h5",
             "results/{dataset}/reconstruction.csv",
+            "results/{dataset}/samples.h5",
         ],
         dataset=DATASETS,
     ) + ["results/base_model/id_latents.h5"]

@@ -19,21 +19,22 @@ TINY_DEMO = {
     "seed": 5,
     "model": {"source": "analytic_gaussian", "resolution": 16, "channels": 3,
               "source_images": {"kind": "natural_patches", "n": 256}},
-    "diffusion": {"t0": 900, "n_inv_step": 20, "batch_size": 8, "n_base_samples": 6},
-    "demo": {"radiation": {"n_fits": 3, "n_hdf5": 3, "size": 64, "slope": -3.0, "n_stars": 2},
-             "galaxies": {"n": 8, "size": 128}},
+    "diffusion": {"t0": 900, "n_inv_step": 20, "batch_size": 8, "n_base_samples": 12},
+    "discovery": {"n_samples": 4, "tolerance": 2.0, "max_candidates": 20000},
+    "demo": {"radiation": {"n_fits": 4, "n_hdf5": 4, "size": 64, "slope": -3.0, "n_stars": 2},
+             "galaxies": {"n": 10, "size": 128}},
     "datasets": {
         "radiation": {
             "generate": "radiation",
             "inputs": [{"format": "fits", "pattern": "resources/demo/radiation/fits/*.fits"},
                        {"format": "hdf5", "pattern": "resources/demo/radiation/stack.h5", "dataset": "G0"}],
-            "channels": "replicate", "n_fewshot": 4,
+            "channels": "replicate", "n_fewshot": 6,
         },
         "galaxies": {
             "generate": "galaxies",
             "inputs": [{"format": "image", "pattern": "resources/demo/galaxies/images/*.jpg"}],
             "crop": {"fraction": 0.5}, "resample": "lanczos",
-            "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3,
+            "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 6,
         },
     },
 }
@@ -49,23 +50,30 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_demo_runs_through_reconstruction_and_is_then_up_to_date(tmp_path):
+def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
     run = snakemake(tmp_path, TINY_DEMO)
     assert run.returncode == 0, run.stderr[-3000:]
     rad = read_tensor_file(tmp_path / "results/radiation/tensors.h5")
     gal = read_tensor_file(tmp_path / "results/galaxies/tensors.h5")
-    assert rad.x.shape == (6, 3, 16, 16) and (rad.split == "fewshot").sum() == 4
-    assert gal.x.shape == (8, 3, 16, 16) and (gal.split == "fewshot").sum() == 3
+    assert rad.x.shape == (8, 3, 16, 16) and (rad.split == "fewshot").sum() == 6
+    assert gal.x.shape == (10, 3, 16, 16) and (gal.split == "fewshot").sum() == 6
     assert rad.attrs["normalization"]["units"] == ["Habing"]
     assert len(rad.attrs["config_sha256"]) == 64
-    assert "6 maps (4 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
+    assert "8 maps (6 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
     latents = read_tensor_file(tmp_path / "results/radiation/latents.h5")
-    assert latents.x.shape == (4, 3, 16, 16) and latents.attrs["n_steps"] == 20
+    assert latents.x.shape == (6, 3, 16, 16) and latents.attrs["n_steps"] == 20
     assert latents.attrs["model"].startswith("analytic_gaussian:natural_patches(n=256,seed=5)")
     table = pd.read_csv(tmp_path / "results/galaxies/reconstruction.csv")
-    assert len(table) == 3 and table["psnr_db"].min() > 15
+    assert len(table) == 6 and table["psnr_db"].min() > 15
     assert "mean PSNR" in (tmp_path / "results/galaxies/logs/reconstruct.log").read_text()
-    assert read_tensor_file(tmp_path / "results/base_model/id_latents.h5").x.shape == (6, 3, 16, 16)
+    assert read_tensor_file(tmp_path / "results/base_model/id_latents.h5").x.shape == (12, 3, 16, 16)
+    for dataset in ("radiation", "galaxies"):
+        samples = read_tensor_file(tmp_path / f"results/{dataset}/samples.h5")
+        assert samples.x.shape == (4, 3, 16, 16) and samples.attrs["kind"] == "samples"
+        discovered = read_tensor_file(tmp_path / f"results/{dataset}/discovered_latents.h5")
+        assert 0 < discovered.attrs["acceptance"]["acceptance_rate"] <= 1
+        geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
+        assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert.tsv").exists()
     again = snakemake(tmp_path, TINY_DEMO, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

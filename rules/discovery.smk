@@ -1,0 +1,41 @@
+# Discovery: geometric sampling of new latents for each target domain, and their decoding.
+
+
+rule discover:
+    input:
+        latents="results/{dataset}/latents.h5",
+        id_latents="results/base_model/id_latents.h5",
+    output:
+        latents="results/{dataset}/discovered_latents.h5",
+        geometry="results/{dataset}/geometry.csv",
+    log:
+        "results/{dataset}/logs/discover.log",
+    benchmark:
+        "results/{dataset}/benchmarks/discover.tsv"
+    conda:
+        "../envs/core.yaml"
+    params:
+        discovery=config["discovery"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/discover.py"
+
+
+rule sample_discovered:
+    input:
+        latents="results/{dataset}/discovered_latents.h5",
+        model=model_inputs,
+    output:
+        "results/{dataset}/samples.h5",
+    log:
+        "results/{dataset}/logs/sample_discovered.log",
+    benchmark:
+        "results/{dataset}/benchmarks/sample_discovered.tsv"
+    conda:
+        "../envs/core.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+    script:
+        "../workflow_scripts/sample_discovered.py"
