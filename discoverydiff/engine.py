@@ -158,30 +158,36 @@ def write_csv_atomic(table, path) -> None:
     os.replace(tmp, path)
 
 
-def sample_base_model(model: EpsModel, samples_path, id_latents_path, n: int, settings: DDIMSettings,
-                      options: RunOptions, seed: int = 0) -> tuple[Path, Path]:
-    """N unconditional samples of the base model (the in-domain reference) and their inversion.
-
-    Samples start from x_T ~ N(0, I) at T - 1 and are DDIM-decoded with ``settings.n_steps``
-    steps over the full range; they are then inverted to ``settings.t0`` with the same
-    settings as the target images, giving the in-domain (ID) latents of the discovery step.
-    """
+def sample_from_noise(model: EpsModel, samples_path, n: int, settings: DDIMSettings, options: RunOptions,
+                      seed: int = 0, extra_attrs: dict | None = None) -> Path:
+    """N unconditional samples: x_T ~ N(0, I) at T - 1, DDIM-decoded in ``settings.n_steps`` steps."""
     c, r = model.channels, model.resolution
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, c, r, r), generator=generator, dtype=torch.float32).numpy()
     full = DDIMSettings(t0=len(model.betas) - 1, n_steps=settings.n_steps, eta=settings.eta)
     device, eps_fn = options.eps_fn(model)
-    names = [f"base_sample_{i:05d}" for i in range(n)]
-    base_attrs = {**_settings_attrs(full, model, seed), "normalization": None, "dataset": None}
+    names = [f"sample_{i:05d}" for i in range(n)]
+    attrs = {**_settings_attrs(full, model, seed), "normalization": None, "dataset": None, **(extra_attrs or {})}
 
     def noise_batches():
         for offset in range(0, n, options.batch_size):
             yield offset, noise[offset:offset + options.batch_size], names[offset:offset + options.batch_size]
 
-    with TensorFileWriter(samples_path, (n, c, r, r), "samples", base_attrs) as out:
+    with TensorFileWriter(samples_path, (n, c, r, r), "samples", attrs) as out:
         decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, full, generator)  # noqa: E731
-        for offset, x, batch_names in run_batched(decode, noise_batches(), device, n, desc="sample base"):
+        for offset, x, batch_names in run_batched(decode, noise_batches(), device, n, desc="sample"):
             out.write(offset, np.clip(x, -1, 1), batch_names)
+    return Path(samples_path)
+
+
+def sample_base_model(model: EpsModel, samples_path, id_latents_path, n: int, settings: DDIMSettings,
+                      options: RunOptions, seed: int = 0) -> tuple[Path, Path]:
+    """N unconditional samples of the base model (the in-domain reference) and their inversion.
+
+    The samples (:func:`sample_from_noise`) are inverted to ``settings.t0`` with the same
+    settings as the target images, giving the in-domain (ID) latents of the discovery step.
+    """
+    sample_from_noise(model, samples_path, n, settings, options, seed)
     invert_tensor_file(model, samples_path, id_latents_path, settings, options, seed, split=None,
                        extra_attrs={"kind_of_latents": "in-domain"})
     return Path(samples_path), Path(id_latents_path)
@@ -197,4 +203,4 @@ def settings_from_config(diffusion_cfg: dict) -> tuple[DDIMSettings, RunOptions]
 
 
 __all__ = ["RunOptions", "invert_tensor_file", "generate_tensor_file", "reconstruction_table", "psnr",
-           "sample_base_model", "settings_from_config", "write_csv_atomic"]
+           "sample_base_model", "sample_from_noise", "settings_from_config", "write_csv_atomic"]

@@ -70,13 +70,18 @@ def engine_params(wildcards):
     }
 
 
+NEURAL_SOURCES = ("trained", "diffusers", "adm")
+
+
 def all_targets():
-    return expand(
-        [
-            "results/{dataset}/tensors.h5",
-            "results/{dataset}/latents.h5",
-            "results/{dataset}/reconstruction.csv",
-            "results/{dataset}/samples.h5",
-        ],
-        dataset=DATASETS,
-    ) + ["results/base_model/id_latents.h5"]
+    per_dataset = [
+        "results/{dataset}/tensors.h5",
+        "results/{dataset}/latents.h5",
+        "results/{dataset}/reconstruction.csv",
+        "results/{dataset}/samples.h5",
+    ]
+    if (
+        config["model"]["source"] in NEURAL_SOURCES
+    ):  # closed-form models have nothing to fine-tune
+        per_dataset.append("results/{dataset}/baseline_samples.h5")
+    return expand(per_dataset, dataset=DATASETS) + ["results/base_model/id_latents.h5"]

@@ -39,3 +39,25 @@ rule sample_discovered:
         engine=engine_params,
     script:
         "../workflow_scripts/sample_discovered.py"
+
+
+rule finetune:
+    input:
+        tensors="results/{dataset}/tensors.h5",
+        model=model_inputs,
+    output:
+        "results/{dataset}/baseline_samples.h5",
+    log:
+        "results/{dataset}/logs/finetune.log",
+    benchmark:
+        "results/{dataset}/benchmarks/finetune.tsv"
+    conda:
+        "../envs/core.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        baseline=config["baseline"],
+        n_samples=config["discovery"]["n_samples"],
+    script:
+        "../workflow_scripts/finetune.py"
