@@ -21,7 +21,6 @@ and the same seed gives bitwise-equal files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, special
+
+from .store import sha256_file
 
 __all__ = [
     "HABING_ERG_S_CM2",
@@ -373,7 +374,7 @@ def write_radiation_demo(
         "fits": fits_entries,
         "hdf5": {"path": "stack.h5", "datasets": ["G0", "column_density"], "stars": hdf5_stars},
         "files": files,
-        "sha256": {name: _sha256(out / name) for name in files},
+        "sha256": {name: sha256_file(out / name) for name in files},
     }
     _write_json(out / "manifest.json", manifest)
     return manifest
@@ -710,7 +711,7 @@ def write_galaxy_demo(out_dir: str | os.PathLike, n: int, size: int, seed: int) 
         "catalogue": "catalogue.csv",
         "columns": columns,
         "files": files,
-        "sha256": {name: _sha256(out / name) for name in files},
+        "sha256": {name: sha256_file(out / name) for name in files},
     }
     _write_json(out / "manifest.json", manifest)
     return manifest
@@ -819,10 +820,3 @@ def _write_json(path: Path, payload: dict) -> None:
     with _atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -34,6 +34,7 @@ import torch
 
 from .diffusion import alphas_cumprod, make_betas
 from .errors import ConfigError, InputError
+from .store import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,6 @@ class EmpiricalDenoiser(torch.nn.Module):
 
 
 # ----------------------------------------------------------------------------- loaders
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _schedule_from(cfg: dict) -> np.ndarray:
     return make_betas(cfg.get("beta_schedule", "linear"), int(cfg.get("num_train_timesteps", 1000)),
                       float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
@@ -185,7 +178,7 @@ def load_diffusers_unet(path, source: str = "diffusers") -> EpsModel:
     if sched.get("prediction_type", "epsilon") != "epsilon":
         raise InputError(path, f"predicts {sched['prediction_type']!r}; the method needs an eps-predictor")
     betas = _schedule_from(sched)
-    name = f"{source}:{path}:sha256={_sha256(weights[0])[:16]}"
+    name = f"{source}:{path}:sha256={sha256_file(weights[0])[:16]}"
     return EpsModel(net.eval(), betas, name, int(net.config.in_channels), int(net.config.sample_size))
 
 
@@ -243,7 +236,7 @@ def load_adm(path, flags: dict, schedule: dict | None = None) -> EpsModel:
                             else "cosine", "num_train_timesteps": flags.get("diffusion_steps", 1000),
                             **(schedule or {})})
     in_channels = 3  # guided-diffusion's create_model always builds RGB models
-    name = f"adm:{path}:sha256={_sha256(path)[:16]}"
+    name = f"adm:{path}:sha256={sha256_file(path)[:16]}"
     return EpsModel(net.eval(), betas, name, in_channels, int(flags.get("image_size", 256)))
 
 

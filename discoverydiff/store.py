@@ -15,6 +15,7 @@ into place only when complete, so a killed job never leaves a file that looks fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -31,6 +32,15 @@ from .errors import InputError
 SPLIT_FEWSHOT = "fewshot"
 SPLIT_HELDOUT = "heldout"
 _STR = h5py.string_dtype(encoding="utf-8")
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (provenance of inputs and weights)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _temporary_sibling(path: Path) -> Path:
