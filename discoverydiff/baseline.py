@@ -46,6 +46,7 @@ def finetune_and_sample(model: EpsModel, images_path, samples_path, settings, op
              losses[0], sum(losses[-10:]) / len(losses[-10:]))
     tuned.name = f"finetuned({model.name};steps={len(losses)};lr={cfg.get('lr', 1e-4)})"
     attrs = {"normalization": images.attrs.get("normalization"), "dataset": images.attrs.get("dataset"),
+             "wcs": images.attrs.get("wcs"),
              "finetune": {"steps": len(losses), "batch_size": int(cfg.get("batch_size", 16)),
                           "lr": float(cfg.get("lr", 1e-4)), "first_loss": losses[0], "last_loss": losses[-1]}}
     return sample_from_noise(tuned.eval(), samples_path, n_samples, settings, options, seed, extra_attrs=attrs)

@@ -397,7 +397,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
               "target_mean": result.targets.mean, "target_std": result.targets.std,
               "tolerance": result.targets.tolerance, "criteria": list(CRITERIA), "prior_fit": fit_to,
               "prior_variance": cfg.get("prior_variance", "scalar")}
-    attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset")}
+    attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset", "wcs")}
     attrs.update({"seed": seed, "source": str(latents_path), "id_source": str(id_latents_path),
                   "acceptance": record})
     x = result.latents.numpy()

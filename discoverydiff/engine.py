@@ -81,7 +81,7 @@ def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDI
     device, eps_fn = options.eps_fn(model)
     out_attrs = {**_settings_attrs(settings, model, seed), "source": str(images_path), "split": split,
                  "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"),
-                 **(extra_attrs or {})}
+                 "wcs": attrs.get("wcs"), **(extra_attrs or {})}
     c, r = model.channels, model.resolution
     with TensorFileWriter(latents_path, (n, c, r, r), "latents", out_attrs) as out:
         batches = iter_batches(images_path, options.batch_size, split)
@@ -100,7 +100,8 @@ def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: 
     device, eps_fn = options.eps_fn(model)
     generator = torch.Generator().manual_seed(seed)
     out_attrs = {**_settings_attrs(settings, model, seed), "source": str(latents_path),
-                 "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"), **(extra_attrs or {})}
+                 "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"),
+                 "wcs": attrs.get("wcs"), **(extra_attrs or {})}
     c, r = model.channels, model.resolution
     with TensorFileWriter(samples_path, (n, c, r, r), kind, out_attrs) as out:
         batches = iter_batches(latents_path, options.batch_size)

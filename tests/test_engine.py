@@ -30,7 +30,8 @@ def setup(tmp_path):
     x, _ = record.to_normalized(physical)
     split = ["fewshot"] * 7 + ["heldout"] * 3
     images = write_tensor_file(tmp_path / "tensors.h5", x, [f"m{i}" for i in range(10)], "images",
-                               {"normalization": record.to_json(), "dataset": "d"}, split=split)
+                               {"normalization": record.to_json(), "dataset": "d", "wcs": {"CTYPE1": "RA---TAN"}},
+                               split=split)
     return model, images, tmp_path
 
 
@@ -43,12 +44,14 @@ def test_invert_generate_reconstruct(setup):
     assert lat.attrs["kind"] == "latents" and lat.attrs["t0"] == 900 and lat.attrs["n_steps"] == 30
     assert lat.attrs["model"] == model.name and lat.attrs["seed"] == 4
     assert lat.attrs["normalization"]["units"] == ["Habing"]
+    assert lat.attrs["wcs"] == {"CTYPE1": "RA---TAN"}  # carried to samples for the physical FITS
     assert abs(lat.x.std() - 1) < 0.3  # x_900 is close to unit-variance noise
     # streaming in other batch sizes gives the same latents
     invert_tensor_file(model, images, tmp / "latents16.h5", s, RunOptions(batch_size=16), seed=4)
     np.testing.assert_allclose(read_tensor_file(tmp / "latents16.h5").x, lat.x, atol=1e-5)
 
     generate_tensor_file(model, tmp / "latents.h5", tmp / "rec.h5", s, RunOptions(batch_size=4), kind="reconstruction")
+    assert read_tensor_file(tmp / "rec.h5").attrs["wcs"] == {"CTYPE1": "RA---TAN"}
     table = reconstruction_table(images, tmp / "rec.h5")
     real = read_tensor_file(images, split="fewshot").x
     rec = read_tensor_file(tmp / "rec.h5").x
