@@ -1,0 +1,448 @@
+"""Back to physical units: tensor files -> maps in their units -> FITS or HDF5.
+
+A sample in [-1, 1] goes back through the normalization record of the dataset it was
+generated for (the tensor file attribute ``normalization``): G0 maps come back in Habing,
+Galaxy Zoo 8-bit images to their 0-255 scale, Legacy Survey cutouts (``lupton``) to
+nanomaggies. The writers put the unit (``BUNIT``), the settings that produced the samples
+and their provenance into the header (FITS) or the attributes (HDF5), and, when the input
+maps shared one, a WCS corrected for the crop and resampling done at ingest (see
+:func:`resampled_wcs_header`). Every output appears under its final name only once it is
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .normalize import NormalizationRecord
+from .store import _encode_attr, read_tensor_file
+
+FITS_MODES = ("multi", "per_sample")
+
+# Tensor-file attribute -> (FITS keyword, comment). Keywords are at most 8 characters;
+# long string values continue on CONTINUE cards (the FITS long-string convention).
+_PROVENANCE_CARDS = {
+    "kind": ("KIND", "what the rows were: images, samples, ..."),
+    "dataset": ("DATASET", "discoverydiff dataset name"),
+    "model": ("MODEL", "diffusion model"),
+    "t0": ("T0", "DDIM inversion / generation timestep"),
+    "n_steps": ("NSTEPS", "DDIM steps"),
+    "eta": ("ETA", "DDIM eta (0: deterministic)"),
+    "seed": ("SEED", "random seed"),
+    "config_sha256": ("CFGSHA", "SHA-256 of the workflow config"),
+    "discoverydiff_version": ("DDVERS", "discoverydiff version that wrote the tensors"),
+    "source": ("SRCFILE", "tensor file the samples were decoded from"),
+    "split": ("SPLIT", "split of the dataset"),
+}
+_SKIPPED_ATTRS = {"normalization", "wcs"}
+_EXTNAME_MAX = 60
+_WCS_SCALED = ("CDELT1", "CDELT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
+
+
+def record_from_attrs(attrs: dict, path) -> NormalizationRecord:
+    """The normalization record of a tensor file, or an InputError naming the file."""
+    raw = attrs.get("normalization")
+    if raw is None or raw == "" or raw == "null":
+        raise InputError(path, "has no 'normalization' attribute, so its values cannot be mapped back to "
+                               "physical units; samples must carry the record of the dataset they were "
+                               "generated for (copy attrs['normalization'] from the dataset's tensors.h5)")
+    try:
+        return NormalizationRecord.from_json(raw)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise InputError(path, f"its 'normalization' attribute is not a valid record ({exc})") from None
+
+
+def to_physical_maps(tensor_path, return_names: bool = False):
+    """Map every row of a tensor file back to physical units.
+
+    Parameters
+    ----------
+    tensor_path : str or Path
+        A tensor file (images, reconstructions or samples) whose attribute
+        ``normalization`` holds the record of its dataset.
+    return_names : bool
+        Also return the row names.
+
+    Returns
+    -------
+    physical : numpy.ndarray, shape (N, C_source, H, W), float64
+        In ``record.units`` (one unit per source channel).
+    record : NormalizationRecord
+    attrs : dict
+        The file's attributes (JSON values decoded).
+    names : list of str
+        Only with ``return_names``.
+
+    Raises
+    ------
+    InputError
+        The file is unreadable, has no (or an invalid) record, or its channels do not
+        match the record's model channels.
+    """
+    tensors = read_tensor_file(tensor_path)
+    record = record_from_attrs(tensors.attrs, tensor_path)
+    if tensors.x.shape[1] != record.model_channels:
+        raise InputError(tensor_path, f"has {tensors.x.shape[1]} channel(s) but its normalization record maps "
+                                      f"{record.model_channels} model channel(s)")
+    physical = record.to_physical(tensors.x)
+    if return_names:
+        return physical, record, tensors.attrs, tensors.names
+    return physical, record, tensors.attrs
+
+
+def to_rgb_uint8(physical, record: NormalizationRecord) -> np.ndarray:
+    """8-bit RGB for display: (N, C_source, H, W) physical -> (N, H, W, 3) uint8.
+
+    The image goes through the record's forward transform to [-1, 1] and is mapped
+    linearly to 0-255: for Galaxy Zoo JPEGs (``linear``, lo 0, hi 255) this is the
+    original 8-bit scale, for ``lupton`` records the Lupton et al. (2004) colour image,
+    for a single replicated field a grey image. Channel order is the record's.
+    """
+    if record.model_channels != 3:
+        raise ValueError(f"an RGB image needs 3 model channels, the record has {record.model_channels}")
+    normalized, _ = record.to_normalized(physical)
+    rgb = (normalized.astype(np.float64) + 1.0) * 127.5
+    return np.moveaxis(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), 1, -1)
+
+
+# --------------------------------------------------------------------------------------
+# WCS after crop and resampling
+# --------------------------------------------------------------------------------------
+
+
+def resampled_wcs_header(wcs: dict | None, geometry: dict) -> dict | None:
+    """The input WCS keywords, corrected for the centre crop and resampling of ingest.
+
+    Ingest (``ingest.center_crop`` then ``ingest.resample``) takes a square of ``side``
+    pixels starting at row ``top = (H - side) // 2`` and column ``left = (W - side) // 2``
+    and resamples it to ``resolution`` pixels, so that output pixel edges fall every
+    ``s = side / resolution`` input pixels. In 1-based FITS pixel coordinates, the centre
+    of output pixel p lies at input position ``s (p - 1/2) + 1/2 + offset``. Hence
+
+        CRPIX_new = (CRPIX - 1/2 - offset) / s + 1/2,    CDELT_new = s CDELT,
+        CD_new = s CD (PC unchanged),
+
+    with offset ``left`` on axis 1 (x, columns) and ``top`` on axis 2 (y, rows); the
+    reference value CRVAL and the projection are unchanged, so every output pixel centre
+    has the world coordinate of the same physical position in the original map.
+
+    Parameters
+    ----------
+    wcs : dict or None
+        WCS keywords of the input maps (tensor-file attribute ``wcs``).
+    geometry : dict
+        ``record.geometry``: ``crop_fraction``, ``crop_pixels``, ``resolution``,
+        ``source_shapes`` ([[H, W], ...], one shape needed).
+
+    Returns
+    -------
+    dict or None
+        The corrected keywords, or None when there is no WCS or the inputs had several
+        shapes (then no single WCS describes the outputs).
+    """
+    if not wcs:
+        return None
+    shapes = [tuple(s) for s in geometry.get("source_shapes") or []]
+    resolution = geometry.get("resolution")
+    if len(shapes) != 1 or resolution is None:
+        return None
+    h, w = shapes[0]
+    pixels = geometry.get("crop_pixels")
+    fraction = geometry.get("crop_fraction", 1.0)
+    # Same expression as ingest.center_crop, so the offsets agree pixel for pixel.
+    side = pixels if pixels is not None else max(1, int(round(fraction * min(h, w))))
+    top, left = (h - side) // 2, (w - side) // 2
+    scale = side / float(resolution)
+    out = dict(wcs)
+    for axis, offset in ((1, left), (2, top)):
+        crpix = float(wcs.get(f"CRPIX{axis}", 0.0))
+        out[f"CRPIX{axis}"] = (crpix - 0.5 - offset) / scale + 0.5
+    has_cd = any(k.startswith("CD") and "_" in k for k in wcs)
+    for key in _WCS_SCALED:
+        if key in wcs:
+            out[key] = float(wcs[key]) * scale
+    if not has_cd:
+        for axis in (1, 2):
+            out.setdefault(f"CDELT{axis}", scale)  # FITS default CDELT is 1
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Headers
+# --------------------------------------------------------------------------------------
+
+
+def _ascii(text) -> str:
+    return str(text).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _card_value(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else _ascii(value)
+    if isinstance(value, (dict, list, tuple)):
+        return _ascii(json.dumps(value, sort_keys=True))
+    return _ascii(value)
+
+
+def _set_card(header, keyword: str, value, comment: str = "") -> None:
+    """Set a card; a value too long for a HIERARCH card goes to COMMENT cards instead."""
+    from astropy.io import fits
+
+    value = _card_value(value)
+    if isinstance(value, str) and len(value) > 40:
+        comment = ""  # astropy would truncate it with a warning; the keyword says enough
+    try:
+        card = fits.Card(keyword, value, comment)
+        card.verify("exception")
+        str(card)  # long HIERARCH cards fail only when rendered
+        header.append(card, end=True)
+    except (ValueError, fits.VerifyError):
+        text = f"{keyword.replace('HIERARCH ', '')} = {value}"
+        for start in range(0, len(text), 70):
+            header.add_comment(text[start:start + 70])
+
+
+def provenance_header(attrs: dict, record: NormalizationRecord):
+    """FITS cards of the producing settings and provenance.
+
+    Known attributes get short keywords (KIND, DATASET, MODEL, T0, NSTEPS, ETA, SEED,
+    CFGSHA, DDVERS, SRCFILE, SPLIT); the normalization is TRANSFRM plus the whole record
+    as JSON in DDNORM (long strings continue on CONTINUE cards); any other scalar
+    attribute becomes ``HIERARCH DD <NAME>``, or COMMENT lines when it does not fit.
+    """
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["ORIGIN"] = ("discoverydiff", "written by discoverydiff.physical")
+    header["TRANSFRM"] = (record.transform, "normalization transform T")
+    for key, (keyword, comment) in _PROVENANCE_CARDS.items():
+        value = attrs.get(key)
+        if value is not None:
+            _set_card(header, keyword, value, comment)
+    for key in sorted(attrs):
+        if key in _PROVENANCE_CARDS or key in _SKIPPED_ATTRS or attrs[key] is None:
+            continue
+        _set_card(header, f"HIERARCH DD {_ascii(key).upper()}", attrs[key])
+    header["DDNORM"] = (_ascii(record.to_json()), "normalization record (JSON)")
+    header.add_comment("Physical values = T^-1((y + 1) / 2 (hi - lo) + lo) of the model output y in [-1, 1].")
+    return header
+
+
+def _sanitize(name: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9_.\-]+", "_", os.path.basename(str(name).rstrip("/\\")) or str(name)).strip("_.")
+    return (text or "sample")[-_EXTNAME_MAX:]
+
+
+def _unique_names(names) -> list[str]:
+    seen, out = {}, []
+    for name in names:
+        base = _sanitize(name)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        out.append(base if count == 0 else f"{base}_{count}"[-_EXTNAME_MAX:])
+    return out
+
+
+def _uniform_unit(record: NormalizationRecord) -> str | None:
+    units = set(record.units)
+    return record.units[0] if len(units) == 1 else None
+
+
+def _image_hdus(data: np.ndarray, name: str, extname: str, record, wcs: dict | None, primary: bool, provenance=None):
+    """HDUs of one sample: a 2-D image or a channel cube, or one plane per channel."""
+    from astropy.io import fits
+
+    unit = _uniform_unit(record)
+    planes = [(data if data.shape[0] > 1 else data[0], extname, unit, None)]
+    if unit is None:  # channels in different units cannot share a BUNIT: one HDU per channel
+        planes = [(data[c], f"{extname}_{_sanitize(ch)}"[-_EXTNAME_MAX:], record.units[c], c)
+                  for c, ch in enumerate(record.channel_names)]
+    hdus = []
+    for i, (plane, ext, bunit, channel) in enumerate(planes):
+        cls = fits.PrimaryHDU if primary and i == 0 and unit is not None else fits.ImageHDU
+        hdu = cls(np.ascontiguousarray(plane, dtype=np.float32))
+        header = hdu.header
+        if provenance is not None and cls is fits.PrimaryHDU:
+            header.extend(provenance, end=True)
+        if cls is fits.ImageHDU:
+            header["EXTNAME"] = ext
+        header["BUNIT"] = (bunit, "astropy unit string")
+        _set_card(header, "SAMPNAME", name, "sample name (source file and index)")
+        if channel is None:
+            for c, ch in enumerate(record.channel_names):
+                _set_card(header, f"CHANNEL{c}", ch, "name of channel (cube plane) c")
+        else:
+            _set_card(header, "CHANNEL0", record.channel_names[channel], "channel name")
+        if wcs:
+            for key, value in wcs.items():
+                header[key] = _card_value(value)
+        hdus.append(hdu)
+    return hdus
+
+
+def _atomic_write(hdulist, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        hdulist.writeto(tmp, output_verify="exception")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _check_inputs(physical, names, record) -> np.ndarray:
+    physical = np.asarray(physical)
+    if physical.ndim != 4 or physical.shape[1] != record.source_channels:
+        raise ValueError(f"physical maps must be (N, {record.source_channels}, H, W), got {physical.shape}")
+    if len(names) != physical.shape[0]:
+        raise ValueError(f"{len(names)} names for {physical.shape[0]} maps")
+    return physical
+
+
+def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dict, out_path=None,
+                        mode: str = "multi", out_dir=None) -> list[Path]:
+    """Write physical maps as FITS, with units, provenance and the corrected WCS.
+
+    Parameters
+    ----------
+    physical : ndarray, shape (N, C_source, H, W)
+        From :func:`to_physical_maps`; written as float32.
+    names : sequence of str
+        One per map (the tensor file's ``names``).
+    record : NormalizationRecord
+        Gives BUNIT (its astropy unit strings), channel names, the transform and the
+        ingest geometry.
+    attrs : dict
+        Tensor-file attributes: provenance cards (:func:`provenance_header`), and ``wcs``
+        (a dict of WCS keywords of the inputs) copied after :func:`resampled_wcs_header`.
+    out_path : str or Path
+        ``multi``: the output file.
+    mode : {"multi", "per_sample"}
+        ``multi``: one file, an empty primary HDU with the provenance and one ImageHDU per
+        sample (EXTNAME the sanitized sample name, SAMPNAME the full name).
+        ``per_sample``: one file per sample, ``<sanitized name>.fits`` in ``out_dir``, the map
+        in the primary HDU with the provenance.
+        A multi-channel sample is a cube (C, H, W) with CHANNEL0.. naming the planes when
+        its channels share a unit, else one ImageHDU per channel, each with its BUNIT.
+    out_dir : str or Path, optional
+        ``per_sample``: the directory (default ``out_path``).
+
+    Returns
+    -------
+    list of Path
+        The files written. Each is written under a temporary name and renamed when
+        complete; in ``per_sample`` mode nothing is renamed until every file is written.
+    """
+    from astropy.io import fits
+
+    if mode not in FITS_MODES:
+        raise ValueError(f"mode must be one of {FITS_MODES}, got {mode!r}")
+    physical = _check_inputs(physical, names, record)
+    wcs = resampled_wcs_header(attrs.get("wcs"), record.geometry or {})
+    provenance = provenance_header(attrs, record)
+    if wcs is None and attrs.get("wcs"):
+        provenance.add_comment("The inputs' WCS was dropped: they had several shapes before resampling.")
+    extnames = _unique_names(names)
+    if mode == "multi":
+        if out_path is None:
+            raise ValueError("mode 'multi' needs out_path")
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        primary = fits.PrimaryHDU()
+        primary.header.extend(provenance, end=True)
+        primary.header["NSAMPLES"] = (physical.shape[0], "number of sample HDUs")
+        hdus = [primary]
+        for data, name, ext in zip(physical, names, extnames):
+            hdus += _image_hdus(data, name, ext, record, wcs, primary=False)
+        return [_atomic_write(fits.HDUList(hdus), out_path)]
+
+    if out_dir is None and out_path is None:
+        raise ValueError("mode 'per_sample' needs out_dir (or out_path naming a directory)")
+    directory = Path(out_dir if out_dir is not None else out_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    pending = []
+    try:
+        for data, name, ext in zip(physical, names, extnames):
+            hdus = _image_hdus(data, name, ext, record, wcs, primary=True, provenance=provenance)
+            if not isinstance(hdus[0], fits.PrimaryHDU):
+                primary = fits.PrimaryHDU()
+                primary.header.extend(provenance, end=True)
+                hdus = [primary, *hdus]
+            final = directory / f"{ext}.fits"
+            tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+            pending.append((tmp, final))
+            fits.HDUList(hdus).writeto(tmp, output_verify="exception")
+        for tmp, final in pending:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in pending:
+            if tmp.exists():
+                tmp.unlink()
+    return [final for _, final in pending]
+
+
+def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dict, out_path) -> Path:
+    """Write physical maps as HDF5: dataset ``physical`` (N, C, H, W) float32 and ``names``.
+
+    The dataset's attributes: ``units`` and ``channel_names`` (string arrays, one per
+    channel), ``bunit`` (when the channels share a unit), ``normalization`` (the record as
+    JSON), ``wcs`` (the corrected WCS keywords as JSON, or "null"), and every provenance
+    attribute of the tensor file (dicts and lists as JSON); the file root carries the same
+    provenance. Written under a temporary name and renamed when complete.
+    """
+    import h5py
+
+    physical = _check_inputs(physical, names, record)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    strings = h5py.string_dtype(encoding="utf-8")
+    provenance = {k: v for k, v in attrs.items() if k not in _SKIPPED_ATTRS and v is not None}
+    provenance["normalization"] = record.to_json()
+    provenance["transform"] = record.transform
+    provenance["wcs"] = resampled_wcs_header(attrs.get("wcs"), record.geometry or {})
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            ds = h5.create_dataset("physical", data=physical.astype(np.float32),
+                                   chunks=(1, *physical.shape[1:]) if physical.shape[0] else None)
+            h5.create_dataset("names", data=np.array([str(n) for n in names], dtype=object), dtype=strings)
+            ds.attrs["units"] = np.array(record.units, dtype=object).astype(strings)
+            ds.attrs["channel_names"] = np.array(record.channel_names, dtype=object).astype(strings)
+            unit = _uniform_unit(record)
+            if unit is not None:
+                ds.attrs["bunit"] = unit
+            for target in (ds, h5):
+                for key, value in provenance.items():
+                    target.attrs[key] = _encode_attr(value)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out_path
+
+
+def export_physical(tensor_path, out_path, fmt: str = "fits", mode: str = "multi", out_dir=None) -> list[Path]:
+    """Tensor file -> physical FITS (``fmt="fits"``) or HDF5 (``fmt="hdf5"``) in one call."""
+    physical, record, attrs, names = to_physical_maps(tensor_path, return_names=True)
+    if fmt == "fits":
+        return write_physical_fits(physical, names, record, attrs, out_path, mode=mode, out_dir=out_dir)
+    if fmt == "hdf5":
+        return [write_physical_hdf5(physical, names, record, attrs, out_path)]
+    raise ValueError(f"fmt must be 'fits' or 'hdf5', got {fmt!r}")

@@ -1,0 +1,335 @@
+"""Domain statistics against independent implementations (powerbox, scipy) and known answers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from discoverydiff import stats
+from discoverydiff.demo import gaussian_random_field, sersic_image
+from discoverydiff.errors import InputError
+
+
+def _powerbox_power(field, boxlength, edges):
+    powerbox = pytest.importorskip("powerbox")
+    # nthreads=1: numpy's FFT inside powerbox, whether or not pyFFTW is installed.
+    return powerbox.get_power(field, boxlength, bins=edges, nthreads=1)
+
+
+# --------------------------------------------------------------------------- power spectra
+@pytest.mark.filterwarnings("ignore:One or more radial bins had no cells")
+@pytest.mark.parametrize(("shape", "boxlength", "binning"), [
+    ((64, 64), 3.0, {}),
+    ((64, 64), 3.0, {"log_bins": True}),
+    ((48, 80), (2.4, 4.0), {"n_bins": 17}),
+    ((33, 33), 7.0, {}),
+])
+def test_power_spectrum_matches_powerbox(rng, shape, boxlength, binning):
+    maps = rng.normal(size=(3, *shape)) + 5.0
+    edges = stats.power_spectrum_bin_edges(shape, boxlength, **binning)
+    k, power, counts = stats.radial_power_spectrum(maps, boxlength, **binning, subtract_mean=False)
+    assert power.shape == (3, edges.size - 1)
+    filled = counts > 0
+    assert filled.sum() >= 0.8 * counts.size
+    for field, ours in zip(maps, power):
+        ref = _powerbox_power(field, boxlength, edges)
+        np.testing.assert_array_equal(counts, ref.nsamples)
+        np.testing.assert_allclose(ours[filled], ref.power[filled], rtol=1e-6, atol=0)
+        np.testing.assert_allclose(k[filled], ref.bin_avg[filled], rtol=1e-6, atol=0)
+        assert np.isnan(ours[~filled]).all()
+
+
+def test_power_spectrum_overdensity_matches_powerbox_on_the_overdensity(rng):
+    maps = np.exp(rng.normal(size=(2, 40, 40)))
+    edges = stats.power_spectrum_bin_edges((40, 40), 10.0)
+    _, power, _ = stats.radial_power_spectrum(maps, 10.0, overdensity=True)
+    for field, ours in zip(maps, power):
+        ref = _powerbox_power(field / field.mean() - 1.0, 10.0, edges)
+        np.testing.assert_allclose(ours, ref.power, rtol=1e-6)
+
+
+def test_default_bins_are_one_fundamental_wide_up_to_nyquist():
+    edges = stats.power_spectrum_bin_edges((256, 256), 2.0)
+    dk = 2 * np.pi / 2.0
+    np.testing.assert_allclose(edges / dk, np.arange(129) + 0.5)
+    k, _, counts = stats.radial_power_spectrum(np.zeros((256, 256)) + np.arange(256), 2.0)
+    # |k| in [dk/2, 3dk/2): (+-1, 0), (0, +-1) and the four diagonals at sqrt(2) dk.
+    assert counts[0] == 8 and counts[1] == 12
+    np.testing.assert_allclose(k[0], dk * (4 + 4 * np.sqrt(2)) / 8)
+
+
+@pytest.mark.parametrize("slope", [-2.5, -3.0, -3.7])
+def test_slope_recovered_from_gaussian_random_fields(slope):
+    rng = np.random.default_rng(7)
+    maps = np.stack([gaussian_random_field((256, 256), slope, rng) for _ in range(6)])
+    k, power, _ = stats.radial_power_spectrum(maps, boxlength=256.0)
+    dk = 2 * np.pi / 256.0
+    fitted, amplitude, err = stats.fit_power_law(k, power.mean(axis=0), 2 * dk, 64 * dk)
+    assert abs(fitted - slope) < 0.05
+    assert 0 < err < 0.05 and amplitude > 0
+
+
+def test_parseval_sum_of_binned_power_is_the_variance(rng):
+    """sum_j counts_j P_j / V = population variance, with bins holding every non-zero mode."""
+    maps = rng.normal(size=(3, 40, 56)) * 2.0 + 7.0
+    boxlength = (4.0, 5.6)
+    _, power, counts = stats.radial_power_spectrum(maps, boxlength, bins=[1e-12, 1e12])
+    assert counts[0] == 40 * 56 - 1
+    np.testing.assert_allclose(power[:, 0] * counts[0] / (4.0 * 5.6), maps.var(axis=(1, 2)), rtol=1e-10)
+
+
+def test_torch_backend_equals_numpy(rng):
+    maps = np.exp(rng.normal(size=(5, 32, 48))).astype(np.float32)
+    for options in ({}, {"window": "hann", "overdensity": True}, {"log_bins": True, "boxlength": (2.0, 3.0)}):
+        k_np, p_np, c_np = stats.radial_power_spectrum(maps, backend="numpy", chunk_size=2, **options)
+        k_t, p_t, c_t = stats.radial_power_spectrum(maps, backend="torch", chunk_size=3, **options)
+        np.testing.assert_array_equal(c_np, c_t)
+        np.testing.assert_allclose(p_t, p_np, rtol=1e-6)
+        np.testing.assert_allclose(k_t, k_np, rtol=1e-12)
+
+
+def test_torch_backend_on_cuda_equals_numpy(rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    maps = rng.normal(size=(4, 64, 64))
+    _, p_np, _ = stats.radial_power_spectrum(maps)
+    _, p_cuda, _ = stats.radial_power_spectrum(maps, backend="torch", device="cuda")
+    np.testing.assert_allclose(p_cuda, p_np, rtol=1e-6)
+
+
+def test_single_map_gives_one_spectrum(rng):
+    field = rng.normal(size=(32, 32))
+    _, single, _ = stats.radial_power_spectrum(field)
+    _, batch, _ = stats.radial_power_spectrum(field[None])
+    assert single.shape == batch[0].shape
+    np.testing.assert_allclose(single, batch[0])
+
+
+def test_window_reduces_leakage_of_a_non_periodic_field():
+    rng = np.random.default_rng(11)
+    slope = -3.7
+    maps = np.stack([gaussian_random_field((128, 128), slope, rng) for _ in range(4)])
+    y, x = np.mgrid[0:128, 0:128]
+    tilted = maps + 3.0 * (x + 0.5 * y) / 128.0  # a gradient: a jump at the periodic edge
+    dk = 2 * np.pi / 128.0
+    fitted = {}
+    for window in (None, "hann"):
+        k, power, _ = stats.radial_power_spectrum(tilted, 128.0, window=window)
+        fitted[window] = stats.fit_power_law(k, power.mean(axis=0), 4 * dk, 48 * dk)[0]
+    assert abs(fitted[None] - slope) > 0.4  # leakage flattens the spectrum towards k^-2
+    assert abs(fitted["hann"] - slope) < 0.1
+
+
+def test_window_preserves_white_noise_level(rng):
+    noise = rng.normal(size=(8, 64, 64))
+    _, plain, _ = stats.radial_power_spectrum(noise, 64.0)
+    _, windowed, _ = stats.radial_power_spectrum(noise, 64.0, window=("tukey", 0.5))
+    assert abs(np.nanmean(windowed) / np.nanmean(plain) - 1) < 0.05
+
+
+def test_fit_power_law_exact_and_errors():
+    k = np.geomspace(0.1, 10, 20)
+    slope, amplitude, err = stats.fit_power_law(k, 3.0 * k**-2.7)
+    assert slope == pytest.approx(-2.7, abs=1e-12)
+    assert amplitude == pytest.approx(3.0, rel=1e-12)
+    assert err == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValueError, match="usable bins"):
+        stats.fit_power_law(k, k**-2, k_min=9.0)
+
+
+def test_power_spectrum_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        stats.radial_power_spectrum(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="backend"):
+        stats.radial_power_spectrum(np.zeros((4, 4)), backend="jax")
+    with pytest.raises(ValueError, match="zero mean"):
+        stats.radial_power_spectrum(np.zeros((4, 4)), overdensity=True)
+
+
+# --------------------------------------------------------------------------- one-point statistics
+def test_pdf_log10_is_the_density_histogram_of_log10(lognormal_maps):
+    edges, density = stats.pdf_log10(lognormal_maps, bins=30, range=(-3, 5))
+    expected, expected_edges = np.histogram(np.log10(lognormal_maps), bins=30, range=(-3, 5), density=True)
+    np.testing.assert_allclose(edges, expected_edges)
+    np.testing.assert_allclose(density, expected)
+    assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-positive"):
+        stats.pdf_log10(np.array([1.0, 0.0, 2.0]))
+
+
+def test_pdf_moments_match_scipy(lognormal_maps):
+    moments = stats.pdf_moments(lognormal_maps)
+    logs = np.log10(lognormal_maps).ravel()
+    assert moments["mean"] == pytest.approx(np.mean(logs), rel=1e-12)
+    assert moments["std"] == pytest.approx(np.std(logs), rel=1e-12)
+    assert moments["skewness"] == pytest.approx(sps.skew(logs), rel=1e-10, abs=1e-12)
+    assert moments["kurtosis"] == pytest.approx(sps.kurtosis(logs), rel=1e-10, abs=1e-12)
+    described = sps.describe(logs)
+    assert moments["skewness"] == pytest.approx(described.skewness, abs=1e-12)
+    raw = stats.pdf_moments(np.array([-1.0, 0.0, 4.0]), log10=False)
+    assert raw["mean"] == pytest.approx(1.0)
+
+
+def test_wasserstein1_equals_scipy(rng):
+    a = rng.normal(size=300)
+    b = rng.gamma(2.0, size=171)
+    assert stats.wasserstein1(a, b) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-12)
+    assert stats.wasserstein1(a.reshape(3, 100), a[::-1]) == 0.0
+    assert stats.wasserstein1(a, a + 0.25) == pytest.approx(0.25, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- morphology
+def _galaxy(n, size=64, noise=1e-3, sky=0.0, seed=0):
+    image = sersic_image((size, size), size // 2, size // 2, size / 8.0, n, 0.8, 0.3, 1000.0)
+    return image + sky + np.random.default_rng(seed).normal(0.0, noise * image.max(), image.shape)
+
+
+def test_morphology_of_sersic_galaxies_and_a_blank_image():
+    """PSF-free Sersic profiles of known index; sky known (0) so the wings are not cut."""
+    images = np.stack([_galaxy(1.0), _galaxy(4.0), np.zeros((64, 64))])
+    table = stats.galaxy_morphology(images, names=["disk", "bulge", "blank"], sky=0.0)
+    assert list(table["name"]) == ["disk", "bulge", "blank"]
+    disk, bulge, blank = (table.iloc[i] for i in range(3))
+    assert not disk["failed"] and not bulge["failed"]
+    assert disk["sersic_n"] == pytest.approx(1.0, rel=0.15)
+    assert bulge["sersic_n"] == pytest.approx(4.0, rel=0.15)
+    # C = 5 log10(r80 / r20): 2.7 for an exponential; a de Vaucouleurs profile gives 5.2 in
+    # total light but ~3.7-4.2 inside statmorph's 1.5 Petrosian radii on a 64 px stamp.
+    assert disk["concentration"] == pytest.approx(2.7, abs=0.15)
+    assert 3.4 < bulge["concentration"] < 5.3
+    assert bulge["concentration"] > disk["concentration"] + 0.7
+    assert bulge["gini"] > disk["gini"]
+    assert abs(disk["asymmetry"]) < 0.05
+    assert blank["failed"] and blank["error"] and blank["flag"] == 4
+    assert np.isnan(blank["sersic_n"])
+
+
+def test_morphology_estimates_the_sky_from_the_border():
+    noise_only = np.random.default_rng(5).normal(10.0, 1.0, (48, 48))
+    image = _galaxy(1.0, size=48, sky=5.0, seed=1)
+    two_bands = np.stack([np.stack([noise_only, noise_only]), np.stack([image, image])])  # (N, C, H, W)
+    table = stats.galaxy_morphology(two_bands)
+    assert table.loc[0, "failed"] and "no source" in table.loc[0, "error"]
+    assert not table.loc[1, "failed"]
+    assert table.loc[1, "sky"] == pytest.approx(5.0, abs=0.05)
+    assert table.loc[1, "sersic_n"] == pytest.approx(1.0, rel=0.15)
+    with_nan = np.stack([image, np.full_like(image, np.nan)])[None]
+    nan_table = stats.galaxy_morphology(with_nan, band=1)
+    assert nan_table.loc[0, "failed"] and "NaN" in nan_table.loc[0, "error"]
+
+
+# --------------------------------------------------------------------------- memorization
+def test_memorization_score_of_copies_and_of_independent_draws(rng):
+    references = rng.uniform(-1, 1, size=(12, 3, 8, 8))
+    order = rng.permutation(12)
+    copies = references[order] + rng.normal(0, 1e-4, size=references.shape)
+    ratios = stats.nearest_neighbour_ratios(copies, references, chunk_size=5)
+    np.testing.assert_array_equal(ratios["nearest_index"], order)
+    assert stats.memorization_score(ratios) == 1.0
+    independent = rng.uniform(-1, 1, size=(20, 3, 8, 8))
+    assert stats.memorization_score(stats.nearest_neighbour_ratios(independent, references)) == 0.0
+
+
+def test_nearest_neighbour_distances_match_brute_force(rng):
+    from scipy.spatial.distance import cdist
+
+    samples, references = rng.normal(size=(17, 40)), rng.normal(size=(23, 40))
+    table = stats.nearest_neighbour_ratios(samples, references, chunk_size=4)
+    full = cdist(samples, references)
+    ordered = np.sort(full, axis=1)
+    np.testing.assert_array_equal(table["nearest_index"], full.argmin(axis=1))
+    np.testing.assert_allclose(table["d1"], ordered[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(table["d2"], ordered[:, 1], rtol=1e-12)
+    np.testing.assert_allclose(table["ratio"], ordered[:, 0] / ordered[:, 1], rtol=1e-12)
+    assert stats.memorization_score(table, threshold=2.0) == 1.0
+
+
+def test_reproducibility_score(rng):
+    a = rng.uniform(-1, 1, size=(10, 3, 8, 8)) - 0.8  # a common dark offset, as a sky at -1
+    assert stats.reproducibility_score(a, a.copy()) == 1.0
+    assert stats.reproducibility_score(a, a + rng.normal(0, 0.05, a.shape)) == 1.0
+    b = rng.uniform(-1, 1, size=a.shape) - 0.8
+    assert stats.reproducibility_score(a, b) == 0.0
+    similarity = stats.paired_cosine_similarity(a, b)
+    assert np.all(np.abs(similarity) < 0.3)
+    # Without centring the common offset makes independent images look alike.
+    assert stats.paired_cosine_similarity(a, b, center=False).min() > 0.6
+
+
+def _save_feature_model(path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.trace(model, torch.zeros(1, 3, 8, 8)).save(str(path))
+    return model
+
+
+def test_load_feature_extractor(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    model = _save_feature_model(tmp_path / "features.pt")
+    extract = stats.load_feature_extractor(tmp_path / "features.pt", batch_size=3)
+    images = rng.uniform(-1, 1, size=(7, 3, 8, 8))
+    features = extract(images)
+    assert features.shape == (7, 16) and features.dtype == np.float64
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images.astype(np.float32))).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    table = stats.nearest_neighbour_ratios(images, images, features=extract)
+    np.testing.assert_array_equal(table["nearest_index"], np.arange(7))
+
+
+def test_load_feature_extractor_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist") as missing:
+        stats.load_feature_extractor(tmp_path / "absent.pt")
+    assert "absent.pt" in str(missing.value)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="bad.pt"):
+        stats.load_feature_extractor(bad)
+
+
+# --------------------------------------------------------------------------- comparison
+def _lognormal_fields(n, slope, seed, size=64):
+    rng = np.random.default_rng(seed)
+    return np.stack([10.0 ** (0.5 * gaussian_random_field((size, size), slope, rng)) for _ in range(n)])
+
+
+def test_compare_sets_fields():
+    real = {"fewshot": _lognormal_fields(4, -3.0, 1), "heldout": _lognormal_fields(4, -3.0, 2)}
+    sets = {"same": _lognormal_fields(6, -3.0, 3)[:, None], "steeper": _lognormal_fields(6, -4.0, 4),
+            "copies": real["fewshot"] * 1.0001}
+    table = stats.compare_sets(real, sets, kind="field", boxlength=64.0)
+    assert list(table.columns) == ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real"]
+    value = table.set_index(["set", "statistic"])["value"]
+    assert len(table) == 3 * 8
+    assert value["same", "power_log10_distance"] < value["steeper", "power_log10_distance"]
+    assert abs(value["same", "power_slope_difference"]) < 0.2
+    assert value["steeper", "power_slope_difference"] == pytest.approx(-1.0, abs=0.25)
+    assert value["same", "pdf_w1_log10"] < 0.1
+    assert value["copies", "memorization_score"] == 1.0
+    assert value["same", "memorization_score"] == 0.0
+    units = table.set_index("statistic")["units"]
+    assert units["pdf_w1_log10"].iloc[0] == "dex"
+    assert set(table["n_real"]) == {8, 4}  # statistics against all 8, memorization against the 4 few-shot
+
+
+def test_compare_sets_galaxies():
+    real = {"fewshot": np.stack([_galaxy(1.0, size=40, seed=s) for s in range(2)])}
+    sets = {"disks": np.stack([_galaxy(1.0, size=40, seed=10 + s) for s in range(2)]),
+            "bulges": np.stack([_galaxy(4.0, size=40, seed=20), np.zeros((40, 40))])}
+    table = stats.compare_sets(real, sets, kind="galaxy", morphology_kwargs={"sky": 0.0})
+    value = table.set_index(["set", "statistic"])["value"]
+    assert value["bulges", "concentration_w1"] > value["disks", "concentration_w1"] + 0.5
+    assert value["bulges", "failed_fit_share"] == 0.5 and value["disks", "failed_fit_share"] == 0.0
+    assert {"memorization_score", "sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
+
+
+def test_compare_sets_needs_the_few_shot_reference():
+    with pytest.raises(ValueError, match="fewshot"):
+        stats.compare_sets({"heldout": np.ones((2, 8, 8))}, {"a": np.ones((2, 8, 8))})
