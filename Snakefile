@@ -17,6 +17,7 @@ include: "rules/demo.smk"
 include: "rules/ingest.smk"
 include: "rules/diffusion.smk"
 include: "rules/discovery.smk"
+include: "rules/stats.smk"
 
 
 rule all:

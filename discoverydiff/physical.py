@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .normalize import NormalizationRecord
-from .store import _encode_attr, read_tensor_file
+from .store import _encode_attr, read_attrs, read_tensor_file
 
 FITS_MODES = ("multi", "per_sample")
 
@@ -446,3 +446,24 @@ def export_physical(tensor_path, out_path, fmt: str = "fits", mode: str = "multi
     if fmt == "hdf5":
         return [write_physical_hdf5(physical, names, record, attrs, out_path)]
     raise ValueError(f"fmt must be 'fits' or 'hdf5', got {fmt!r}")
+
+
+def export_sample_set(set_path, tensors_path, fits_path, hdf5_path, mode: str = "multi", out_dir=None) -> list[Path]:
+    """Map one sample set back to the units of a dataset and write it as FITS and HDF5.
+
+    Discovered and fine-tuned samples carry their dataset's normalization record; the base
+    model's samples do not (they belong to no dataset), so every set is mapped through the
+    record of ``tensors_path`` and given its WCS, which is what makes the sets comparable.
+    """
+    samples = read_tensor_file(set_path)
+    dataset = read_attrs(tensors_path)
+    record = record_from_attrs(dataset, tensors_path)
+    if samples.x.shape[1] != record.model_channels:
+        raise InputError(set_path, f"has {samples.x.shape[1]} channel(s) but {tensors_path}'s normalization "
+                                   f"record maps {record.model_channels} model channel(s)")
+    attrs = {**samples.attrs, "normalization": record.to_json(), "dataset": dataset.get("dataset"),
+             "wcs": dataset.get("wcs"), "source": str(set_path)}
+    physical = record.to_physical(samples.x)
+    written = write_physical_fits(physical, samples.names, record, attrs, fits_path, mode=mode, out_dir=out_dir)
+    written.append(write_physical_hdf5(physical, samples.names, record, attrs, hdf5_path))
+    return written

@@ -869,7 +869,7 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     k_range : (float, float), optional
         Fields only: slope-fit range in angular wavenumber (``boxlength`` units); default
         2 dk to half the Nyquist wavenumber (skips the largest scale and the pixel scale,
-        where resampling smooths).
+        where resampling smooths), at least to 5 dk.
     window : optional
         Window of the power spectra (see :func:`radial_power_spectrum`).
     channel : int
@@ -920,7 +920,9 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         real_maps = _as_maps(target, channel)
         k, p_real = _mean_spectrum(real_maps, boxlength, power_of, window)
         dk, k_nyquist = _fundamental(real_maps.shape[1:], boxlength)
-        k_lo, k_hi = k_range if k_range is not None else (2.0 * dk, 0.5 * k_nyquist)
+        # default: skip the largest scale and the resampling-smoothed pixel scale, but keep at
+        # least four bins on small maps (16x16: Nyquist is only 8 dk)
+        k_lo, k_hi = k_range if k_range is not None else (2.0 * dk, max(0.5 * k_nyquist, 5.0 * dk))
         slope_real = fit_power_law(k, p_real, k_lo, k_hi)[0]
         real_log = _log10_values(real_maps)
         moments_real = pdf_moments(real_log, log10=False)
@@ -962,3 +964,58 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         rows.append(_row(name, "memorization_score", score, "fraction", score, np.nan, len(ratios), len(references)))
     columns = ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str = "field", cfg: dict | None = None):
+    """Statistics of every sample set of one dataset against its few-shot targets.
+
+    Every set (discovered samples, base-model samples, the fine-tuned baseline) is mapped
+    to physical units through the dataset's normalization record; the held-out targets
+    are added as the ``heldout`` set, the floor that sampling noise alone gives.
+
+    Parameters
+    ----------
+    tensors_path : the dataset's ``tensors.h5`` (few-shot and held-out targets, the record).
+    set_paths : set name -> tensor file of samples.
+    kind : ``field`` (power spectra, PDFs) or ``galaxy`` (morphology).
+    cfg : the config's ``stats`` section: ``power_of``, ``window``, ``memorization_threshold``,
+        ``feature_extractor`` (a TorchScript file, or null for pixels), ``boxlength``.
+
+    Returns
+    -------
+    comparison : DataFrame of :func:`compare_sets` (one row per set and statistic).
+    spectra : DataFrame, fields only (else empty): ``set``, ``k``, ``power_mean``,
+        ``power_std``, ``n_maps`` per k-bin, for the figures.
+    """
+    import pandas as pd
+
+    from .normalize import NormalizationRecord
+    from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
+
+    cfg = dict(cfg or {})
+    images = read_tensor_file(tensors_path)
+    if not images.attrs.get("normalization"):
+        raise InputError(tensors_path, "has no normalization record")
+    record = NormalizationRecord.from_json(images.attrs["normalization"])
+    real = {SPLIT_FEWSHOT: record.to_physical(images.subset(SPLIT_FEWSHOT).x)}
+    sets = {name: record.to_physical(read_tensor_file(path).x) for name, path in set_paths.items()}
+    sets[SPLIT_HELDOUT] = record.to_physical(images.subset(SPLIT_HELDOUT).x)
+    features = None
+    if cfg.get("feature_extractor"):
+        extractor = load_feature_extractor(cfg["feature_extractor"])
+        features = lambda x: extractor(record.to_normalized(x)[0])  # noqa: E731  (extractors see [-1, 1])
+    power_of = cfg.get("power_of", "log10")
+    window = cfg.get("window")
+    boxlength = float(cfg.get("boxlength", 1.0))
+    comparison = compare_sets(real, sets, kind, boxlength=boxlength, power_of=power_of, window=window,
+                              features=features,
+                              memorization_threshold=float(cfg.get("memorization_threshold", 1.0 / 3.0)))
+    rows = []
+    if kind == "field":
+        for name, data in {**real, **sets}.items():
+            maps, options = _power_input(_as_maps(data, 0), power_of)
+            k, power, _ = radial_power_spectrum(maps, boxlength, window=window, **options)
+            for j in range(len(k)):
+                rows.append({"set": name, "k": float(k[j]), "power_mean": float(np.nanmean(power[:, j])),
+                             "power_std": float(np.nanstd(power[:, j])), "n_maps": len(maps)})
+    return comparison, pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"])

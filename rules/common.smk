@@ -11,6 +11,7 @@ validate(config, schema="../config/schema.yaml")
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     demo="radiation|galaxies",
+    set="samples|baseline_samples|base_samples",
 
 
 DATASETS = list(config["datasets"])
@@ -73,15 +74,42 @@ def engine_params(wildcards):
 NEURAL_SOURCES = ("trained", "diffusers", "adm")
 
 
+def sample_sets():
+    """The sample sets compared with the targets; closed-form models have no baseline."""
+    sets = ["samples", "base_samples"]
+    if config["model"]["source"] in NEURAL_SOURCES:  # nothing to fine-tune otherwise
+        sets.append("baseline_samples")
+    return sets
+
+
+def set_path(dataset, name):
+    """Base-model samples are shared by every dataset; the others are the dataset's own."""
+    if name == "base_samples":
+        return "results/base_model/samples.h5"
+    return f"results/{dataset}/{name}.h5"
+
+
+def sample_set_file(wildcards):
+    return set_path(wildcards.dataset, wildcards.set)
+
+
+def stats_inputs(wildcards):
+    inputs = {"tensors": f"results/{wildcards.dataset}/tensors.h5"}
+    inputs.update({name: set_path(wildcards.dataset, name) for name in sample_sets()})
+    return inputs
+
+
+def dataset_kind(wildcards):
+    return config["datasets"][wildcards.dataset]["kind"]
+
+
 def all_targets():
     per_dataset = [
-        "results/{dataset}/tensors.h5",
-        "results/{dataset}/latents.h5",
         "results/{dataset}/reconstruction.csv",
-        "results/{dataset}/samples.h5",
+        "results/{dataset}/comparison.csv",
+        "results/{dataset}/geometry.csv",
     ]
-    if (
-        config["model"]["source"] in NEURAL_SOURCES
-    ):  # closed-form models have nothing to fine-tune
-        per_dataset.append("results/{dataset}/baseline_samples.h5")
-    return expand(per_dataset, dataset=DATASETS) + ["results/base_model/id_latents.h5"]
+    physical = expand(
+        "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=sample_sets()
+    )
+    return expand(per_dataset, dataset=DATASETS) + physical

@@ -31,6 +31,7 @@ TINY_DEMO = {
             "channels": "replicate", "n_fewshot": 6,
         },
         "galaxies": {
+            "kind": "galaxy",
             "generate": "galaxies",
             "inputs": [{"format": "image", "pattern": "resources/demo/galaxies/images/*.jpg"}],
             "crop": {"fraction": 0.5}, "resample": "lanczos",
@@ -58,6 +59,10 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
     assert rad.x.shape == (8, 3, 16, 16) and (rad.split == "fewshot").sum() == 6
     assert gal.x.shape == (10, 3, 16, 16) and (gal.split == "fewshot").sum() == 6
     assert rad.attrs["normalization"]["units"] == ["Habing"]
+    with fits.open(tmp_path / "results/radiation/physical/base_samples.fits") as hdul:
+        # FITS maps (with a WCS) and HDF5 maps (none) share no WCS, so none is invented
+        assert hdul[1].header["BUNIT"] == "Habing" and "CTYPE1" not in hdul[1].header
+    assert "power_slope_difference" in set(pd.read_csv(tmp_path / "results/radiation/comparison.csv")["statistic"])
     assert len(rad.attrs["config_sha256"]) == 64
     assert "8 maps (6 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
     latents = read_tensor_file(tmp_path / "results/radiation/latents.h5")
@@ -72,6 +77,11 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         assert samples.x.shape == (4, 3, 16, 16) and samples.attrs["kind"] == "samples"
         discovered = read_tensor_file(tmp_path / f"results/{dataset}/discovered_latents.h5")
         assert 0 < discovered.attrs["acceptance"]["acceptance_rate"] <= 1
+        comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
+        assert set(comparison["set"]) == {"samples", "base_samples", "heldout"}  # closed form: no baseline
+        assert "memorization_score" in set(comparison["statistic"])
+        with fits.open(tmp_path / f"results/{dataset}/physical/samples.fits") as hdul:
+            assert len(hdul) == 5 and hdul[1].data.shape[-2:] == (16, 16)
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert.tsv").exists()

@@ -1,0 +1,35 @@
+# Back to physical units, and the domain statistics of every sample set.
+
+
+rule to_physical:
+    input:
+        samples=sample_set_file,
+        tensors="results/{dataset}/tensors.h5",
+    output:
+        fits="results/{dataset}/physical/{set}.fits",
+        h5="results/{dataset}/physical/{set}.h5",
+    log:
+        "results/{dataset}/logs/to_physical_{set}.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/to_physical.py"
+
+
+rule stats:
+    input:
+        unpack(stats_inputs),
+    output:
+        comparison="results/{dataset}/comparison.csv",
+        spectra="results/{dataset}/power_spectra.csv",
+    log:
+        "results/{dataset}/logs/stats.log",
+    benchmark:
+        "results/{dataset}/benchmarks/stats.tsv"
+    conda:
+        "../envs/core.yaml"
+    params:
+        kind=dataset_kind,
+        stats=config["stats"],
+    script:
+        "../workflow_scripts/stats.py"
