@@ -535,17 +535,36 @@ def sersic_image(
 
     # Around the core the profile still changes by orders of magnitude across one pixel
     # (n = 4: a factor ~100 within 0.1 R_e), so refine a 5 x 5 block.
-    row_c, col_c = int(round(y0)), int(round(x0))
-    r_lo, r_hi = max(row_c - _SERSIC_REFINE_HALF, 0), min(row_c + _SERSIC_REFINE_HALF + 1, ny)
-    c_lo, c_hi = max(col_c - _SERSIC_REFINE_HALF, 0), min(col_c + _SERSIC_REFINE_HALF + 1, nx)
+    # (5 x 5 for a centre on a pixel; 6 wide, still symmetric, for a centre on a pixel edge)
+    r_lo = max(math.floor(y0) - _SERSIC_REFINE_HALF, 0)
+    r_hi = min(math.ceil(y0) + _SERSIC_REFINE_HALF + 1, ny)
+    c_lo = max(math.floor(x0) - _SERSIC_REFINE_HALF, 0)
+    c_hi = min(math.ceil(x0) + _SERSIC_REFINE_HALF + 1, nx)
     if r_lo < r_hi and c_lo < c_hi:
         image[r_lo:r_hi, c_lo:c_hi] = i_e * mean_over_subpixels(
             np.arange(r_lo, r_hi, dtype=float), np.arange(c_lo, c_hi, dtype=float), _SERSIC_REFINE * oversample
         )
-    if 0 <= row_c < ny and 0 <= col_c < nx:
-        # The core ellipse is 0.1 px across, so it sits in the centre's pixel up to <0.1 px.
-        image[row_c, col_c] += total_flux * special.gammainc(2.0 * n, b_n * core_radius ** (1.0 / n))
+    # The core ellipse is 0.1 px across; share its light among the pixels its extent
+    # overlaps, so a centre on a pixel edge or corner stays centred (a whole core dropped
+    # into the pixel at round(x0) would sit 0.5 px off and bias Sersic fits high).
+    core_flux = total_flux * special.gammainc(2.0 * n, b_n * core_radius ** (1.0 / n))
+    rows, row_w = _overlap_weights(y0, _SERSIC_CORE_PIX, ny)
+    cols, col_w = _overlap_weights(x0, _SERSIC_CORE_PIX, nx)
+    if rows.size and cols.size:
+        image[np.ix_(rows, cols)] += core_flux * np.outer(row_w, col_w)
     return image
+
+
+def _overlap_weights(centre: float, half_width: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (centres on integers) overlapped by [centre - half_width, centre + half_width], and the
+    fraction of the interval in each; pixels outside the image are dropped."""
+    first, last = int(np.floor(centre - half_width + 0.5)), int(np.floor(centre + half_width + 0.5))
+    pixels = np.arange(first, last + 1)
+    lo = np.maximum(pixels - 0.5, centre - half_width)
+    hi = np.minimum(pixels + 0.5, centre + half_width)
+    weights = np.clip(hi - lo, 0.0, None) / (2.0 * half_width)
+    inside = (pixels >= 0) & (pixels < n)
+    return pixels[inside], weights[inside]
 
 
 def galaxy_cutout(

@@ -325,3 +325,11 @@ def test_galaxy_catalogue_vote_fractions(tmp_path):
     assert r > 0.6
     # Stars and artifacts take only a small share of votes for these clean galaxy images.
     assert catalogue["Class1.3"].max() < 0.1
+
+
+def test_sersic_centre_on_a_pixel_corner_stays_centred():
+    # x0 = y0 = 31.5 is the corner shared by pixels 31 and 32: the light must be symmetric about it
+    img = demo.sersic_image((64, 64), 31.5, 31.5, 6.0, 4.0, 1.0, 0.0, 1000.0)
+    np.testing.assert_allclose(img, img[::-1, ::-1], rtol=1e-9, atol=1e-12)
+    yy, xx = np.mgrid[0:64, 0:64]
+    assert (img * xx).sum() / img.sum() == pytest.approx(31.5, abs=0.02)
