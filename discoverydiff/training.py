@@ -1,0 +1,498 @@
+"""Training a small pixel-space DDPM eps-predictor: the base model of the embedded demo.
+
+The method (DESIGN.md, "The method in one page") needs a frozen DDPM trained on ONE
+source domain. Paper runs use published 256x256 checkpoints; the CPU demo ships its own
+small model, trained here on crops of the colour photographs bundled with scikit-image
+(a "natural images" source domain that has never seen astrophysical maps or galaxies).
+
+What is here, top to bottom:
+
+- :func:`natural_image_patches`: the source-domain data set, offline and seeded;
+- :func:`small_unet_config`: ``diffusers.UNet2DModel`` kwargs of a CPU-sized eps-predictor;
+- :func:`train_eps_model`: DDPM training with the "simple" loss, AdamW, clipping, EMA;
+- :func:`save_diffusers_checkpoint`: an atomic, diffusers-format checkpoint directory
+  (``UNet2DModel.from_pretrained`` and ``DDPMScheduler.from_pretrained`` both load it)
+  with the training provenance in ``training.json``.
+
+Conventions: images are float32 tensors of shape (batch, channels, height, width) with
+values in [-1, 1]; timesteps are integers in [0, T); ``alpha_bar_t = prod_{s<=t} (1 - beta_s)``
+and ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` (Ho et al. 2020, eq. 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .diffusion import make_betas
+
+logger = logging.getLogger(__name__)
+
+#: Colour photographs shipped inside the scikit-image wheel (no pooch download needed).
+#: ``hubble_deep_field`` is left out on purpose: the source domain must not contain galaxies.
+#: ``stereo_motorcycle`` returns (left, right, disparity); its left view is used.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "retina",
+    "stereo_motorcycle",
+)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@functools.cache
+def _skimage_photo(name: str) -> np.ndarray:
+    """One bundled photograph as a read-only (H, W, 3) uint8 array."""
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+        image = image[0]
+    image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    image.setflags(write=False)
+    return image
+
+
+def natural_image_patches(n: int, size: int, seed: int, scale_range=(0.25, 1.0)) -> np.ndarray:
+    """Random square crops of natural colour photographs, the demo's source domain.
+
+    Each patch picks one of :data:`SKIMAGE_PHOTOS` uniformly, a square side uniform in
+    ``scale_range * min(H, W)`` pixels, a uniform position and a horizontal flip with
+    probability 1/2, and is resized to ``size x size`` with Pillow's Lanczos filter
+    (which widens its kernel when downsampling, i.e. anti-aliases). Only files bundled
+    with scikit-image are read: no network access.
+
+    Parameters
+    ----------
+    n : int
+        Number of patches.
+    size : int
+        Side of the output patches, pixels.
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same patches.
+    scale_range : (float, float)
+        Smallest and largest crop side as a fraction of the photo's shorter side, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 3, size, size) float32 in [-1, 1] (``2 * uint8 / 255 - 1``).
+    """
+    from PIL import Image
+
+    lo, hi = (float(s) for s in scale_range)
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"scale_range must satisfy 0 < lo <= hi <= 1, got {scale_range!r}")
+    if n < 0 or size < 1:
+        raise ValueError(f"need n >= 0 and size >= 1, got n={n}, size={size}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, 3, size, size), dtype=np.float32)
+    for i in range(n):
+        photo = _skimage_photo(SKIMAGE_PHOTOS[rng.integers(len(SKIMAGE_PHOTOS))])
+        height, width = photo.shape[:2]
+        side = max(1, int(round(rng.uniform(lo, hi) * min(height, width))))
+        top = int(rng.integers(height - side + 1))
+        left = int(rng.integers(width - side + 1))
+        crop = Image.fromarray(photo[top : top + side, left : left + side])
+        patch = np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        out[i] = patch.transpose(2, 0, 1) / 127.5 - 1.0
+    return out
+
+
+# ------------------------------------------------------------------ model, schedule
+
+
+def small_unet_config(resolution: int = 32, channels: int = 3) -> dict:
+    """``diffusers.UNet2DModel`` kwargs of a small DDPM-style eps-predictor.
+
+    Three resolution levels (``resolution``, /2, /4) of widths 32, 64, 64 with two
+    ResNet blocks each, and self-attention only at the coarsest level (8x8 for a 32x32
+    input), as in the DDPM CIFAR-10 model (Ho et al. 2020, appendix B) but about 20 times
+    smaller (1.6M parameters, a 6.5 MB safetensors file): one forward pass at batch 16 and
+    32x32 takes about 0.14 s on two CPU cores, so DDIM inversion and regeneration of 30 images
+    with 40 steps each takes about 20 s. Group norm over 8 groups divides every width.
+
+    Parameters
+    ----------
+    resolution : int
+        Image side, pixels; must be divisible by 4.
+    channels : int
+        Image channels (in and out: the model predicts eps).
+    """
+    if resolution % 4:
+        raise ValueError(f"resolution must be divisible by 4 (two downsamplings), got {resolution}")
+    return {
+        "sample_size": resolution,
+        "in_channels": channels,
+        "out_channels": channels,
+        "block_out_channels": (32, 64, 64),
+        "layers_per_block": 2,
+        "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        "attention_head_dim": 32,
+        "norm_num_groups": 8,
+        "time_embedding_type": "positional",
+        "flip_sin_to_cos": False,
+        "freq_shift": 1,
+        "dropout": 0.0,
+    }
+
+
+# ------------------------------------------------------------------------ training
+
+
+def default_eps_fn(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """eps prediction of ``unet`` at noisy images ``x`` (B, C, H, W) and integer timesteps ``t`` (B,).
+
+    Works for ``diffusers`` models (``.sample``), tuple outputs, and plain modules that
+    return a tensor (ADM-style). A learned-sigma model's 2C output channels are
+    (eps, variance): the first C are eps.
+    """
+    out = unet(x, t)
+    if hasattr(out, "sample"):
+        out = out.sample
+    elif isinstance(out, (tuple, list)):
+        out = out[0]
+    channels = x.shape[1]
+    if out.shape[1] == 2 * channels:
+        out = out[:, :channels]
+    return out
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def train_eps_model(
+    unet: torch.nn.Module,
+    images: np.ndarray | torch.Tensor,
+    betas: np.ndarray,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 2e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    ema_decay: float | None = 0.999,
+    log_every: int = 100,
+    progress: bool = True,
+    eps_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "fp32",
+    warmup_steps: int = 0,
+    weight_decay: float = 0.0,
+) -> dict:
+    """Train an eps-predictor with the DDPM "simple" loss (Ho et al. 2020, algorithm 1).
+
+    Each step draws ``batch_size`` images uniformly with replacement, flips each
+    horizontally with probability 1/2, draws ``t`` uniform in [0, T) and ``eps ~ N(0, I)``,
+    forms ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` and minimises
+    ``mean((eps_fn(unet, x_t, t) - eps) ** 2)`` with AdamW and gradient-norm clipping at 1.
+
+    All randomness comes from one CPU ``torch.Generator`` seeded with ``seed``, so a run
+    is bitwise reproducible on CPU (same thread count) and draws the same batches on GPU.
+    The model's initial weights are the caller's (seed ``torch.manual_seed`` before
+    building it).
+
+    With ``ema_decay`` set, an exponential moving average of the weights is kept with
+    the usual warm-up, ``decay_k = min(ema_decay, (1 + k) / (10 + k))`` at step k, so
+    that short runs are not dominated by the initial weights; the average is copied into
+    ``unet`` at the end.
+
+    Parameters
+    ----------
+    unet : torch.nn.Module
+        Called as ``unet(x_t, t)``; trained in place.
+    images : numpy.ndarray or torch.Tensor
+        (N, C, H, W) training images in [-1, 1].
+    betas : numpy.ndarray
+        (T,) noise schedule, e.g. :func:`discoverydiff.diffusion.linear_betas`.
+    steps : int
+        Optimiser steps.
+    batch_size, lr, seed : int, float, int
+        Batch size, AdamW learning rate (constant after warm-up), seed.
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    ema_decay : float or None
+        EMA decay; None trains without an EMA and leaves the last weights in ``unet``.
+    log_every : int
+        Log the mean loss of the last ``log_every`` steps to logger ``discoverydiff.training``.
+    progress : bool
+        Show a tqdm progress bar.
+    eps_fn : callable, optional
+        ``eps_fn(unet, x_t, t) -> eps`` of shape (B, C, H, W); default :func:`default_eps_fn`.
+    precision : {"fp32", "bf16"}
+        bf16 autocasts the forward pass (CUDA); the loss and optimiser stay in fp32.
+    warmup_steps : int
+        Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
+    weight_decay : float
+        AdamW decoupled weight decay (0 is plain Adam, as in Ho et al.).
+
+    Returns
+    -------
+    dict
+        ``loss``: list of per-step losses (float); ``steps``; ``seconds``: wall time of the loop.
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if steps < 0 or batch_size < 1:
+        raise ValueError(f"need steps >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
+    eps_fn = default_eps_fn if eps_fn is None else eps_fn
+    dev = _resolve_device(device)
+
+    x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, dtype=torch.float32)
+    if x_all.ndim != 4 or x_all.shape[0] < 1:
+        raise ValueError(f"images must be (N, C, H, W) with N >= 1, got shape {tuple(x_all.shape)}")
+    if not torch.isfinite(x_all).all() or x_all.abs().max() > 1.0 + 1e-4:
+        raise ValueError("images must be finite and in [-1, 1] (see discoverydiff.normalize)")
+    x_all = x_all.to(dev)
+    alpha_bar = torch.as_tensor(np.cumprod(1.0 - np.asarray(betas, dtype=np.float64)), dtype=torch.float32, device=dev)
+    n_images, n_timesteps = x_all.shape[0], alpha_bar.shape[0]
+
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    unet.to(dev)
+    was_training = unet.training
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    ema = [p.detach().clone() for p in params] if ema_decay is not None else None
+    autocast = (
+        torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+        if precision == "bf16"
+        else contextlib.nullcontext()
+    )
+
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc="train eps-model", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        if warmup_steps > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / warmup_steps)
+        # Every draw on one CPU generator, in a fixed order: the batches do not depend on the device.
+        index = torch.randint(n_images, (batch_size,), generator=generator)
+        t = torch.randint(n_timesteps, (batch_size,), generator=generator)
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        noise = torch.randn((batch_size, *x_all.shape[1:]), generator=generator)
+        index, t, flip, noise = index.to(dev), t.to(dev), flip.to(dev), noise.to(dev)
+
+        x0 = x_all[index]
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        ab = alpha_bar[t][:, None, None, None]
+        x_t = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+        with autocast:
+            eps_pred = eps_fn(unet, x_t, t)
+        loss = torch.nn.functional.mse_loss(eps_pred.float(), noise)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss at step {step}; lower lr (now {lr})")
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if ema is not None:
+            decay = min(ema_decay, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
+
+        losses.append(float(loss.detach()))
+        if progress:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
+            window = losses[-log_every:]
+            logger.info(
+                "step %d/%d  loss %.5f (mean of last %d)  %.2f s/step",
+                step + 1, steps, sum(window) / len(window), len(window), (time.perf_counter() - start) / (step + 1),
+            )
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    if ema is not None:
+        with torch.no_grad():
+            for p, e in zip(params, ema):
+                p.copy_(e)
+    unet.train(was_training)
+    return {"loss": losses, "steps": steps, "seconds": seconds}
+
+
+def summarize_losses(losses, n_windows: int = 10) -> list[dict]:
+    """The loss curve in ``n_windows`` consecutive windows: first step, last step, mean loss.
+
+    Small enough for ``training.json``; steps are 1-based.
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.size == 0:
+        return []
+    edges = np.linspace(0, losses.size, min(n_windows, losses.size) + 1).round().astype(int)
+    return [
+        {"first_step": int(a) + 1, "last_step": int(b), "mean_loss": float(losses[a:b].mean())}
+        for a, b in zip(edges[:-1], edges[1:])
+    ]
+
+
+# ---------------------------------------------------------------------- checkpoint
+
+
+def save_diffusers_checkpoint(unet, out_dir, betas_info: dict, extra: dict | None = None) -> None:
+    """Write a diffusers-format checkpoint directory, atomically.
+
+    Contents: ``config.json`` and ``diffusion_pytorch_model.safetensors`` (from
+    ``unet.save_pretrained``), ``scheduler_config.json`` (a ``DDPMScheduler`` with
+    ``prediction_type="epsilon"``), and ``training.json``: ``extra`` (the training
+    provenance: data, steps, batch size, lr, seed, losses, wall time), the schedule, and
+    the discoverydiff, torch, diffusers and numpy versions. Everything is written to a
+    temporary sibling directory first and renamed into place, replacing an existing
+    ``out_dir`` only once the new one is complete.
+
+    Parameters
+    ----------
+    unet : diffusers.ModelMixin
+        The model; anything with ``save_pretrained`` (e.g. ``UNet2DModel``).
+    out_dir : str or Path
+        Destination directory.
+    betas_info : dict
+        ``num_train_timesteps``, ``beta_start``, ``beta_end`` and optionally
+        ``beta_schedule`` (default ``"linear"``) and ``clip_sample`` (default True).
+    extra : dict, optional
+        JSON-serialisable provenance written to ``training.json``.
+    """
+    import diffusers
+    from diffusers import DDPMScheduler
+
+    if not hasattr(unet, "save_pretrained"):
+        raise TypeError(f"{type(unet).__name__} has no save_pretrained(); only diffusers models can be saved here")
+    missing = {"num_train_timesteps", "beta_start", "beta_end"} - set(betas_info)
+    if missing:
+        raise ValueError(f"betas_info lacks {sorted(missing)}")
+    schedule = {
+        "num_train_timesteps": int(betas_info["num_train_timesteps"]),
+        "beta_start": float(betas_info["beta_start"]),
+        "beta_end": float(betas_info["beta_end"]),
+        "beta_schedule": str(betas_info.get("beta_schedule", "linear")),
+    }
+    scheduler = DDPMScheduler(
+        **schedule,
+        prediction_type="epsilon",
+        clip_sample=bool(betas_info.get("clip_sample", True)),
+        variance_type="fixed_small",
+    )
+    provenance = {
+        **(extra or {}),
+        "schedule": schedule,
+        "software": {
+            "discoverydiff": __version__,
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "numpy": np.__version__,
+        },
+        "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.part")
+    old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.old")
+    try:
+        unet.save_pretrained(tmp, safe_serialization=True)
+        scheduler.save_config(tmp)
+        (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True, default=_json_default))
+        # safetensors writes through a private temporary file (mode 0600); a shipped checkpoint must be readable.
+        for path in tmp.iterdir():
+            path.chmod(0o644)
+        if out_dir.exists():
+            os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out_dir.exists():
+            os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return value.tolist() if isinstance(value, np.ndarray) else list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# ------------------------------------------------------------------------ rule train_base
+
+
+def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "auto", precision: str = "fp32") -> dict:
+    """Rule ``train_base``: train the demo-sized base model from config and save it.
+
+    The source domain is ``model.source_images`` (see :func:`discoverydiff.models.source_images`),
+    the architecture :func:`small_unet_config` at ``model.resolution`` / ``model.channels``, the
+    schedule ``model.schedule`` and the optimiser settings ``model.train`` (steps, batch_size,
+    lr, ema_decay). The result is a diffusers checkpoint directory at ``out_dir`` that
+    ``model.source: trained`` with ``model.path: out_dir`` loads.
+
+    Returns
+    -------
+    dict
+        The summary written to ``training.json`` (without the per-step losses).
+    """
+    from diffusers import UNet2DModel
+
+    from .models import source_images
+
+    resolution, channels = int(model_cfg.get("resolution", 32)), int(model_cfg.get("channels", 3))
+    schedule = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000,
+                **(model_cfg.get("schedule") or {})}
+    train = {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999, "warmup_steps": 0,
+             **(model_cfg.get("train") or {})}
+    images, description = source_images(model_cfg.get("source_images") or {}, resolution, channels, seed)
+    betas = make_betas(schedule["beta_schedule"], int(schedule["num_train_timesteps"]),
+                       float(schedule["beta_start"]), float(schedule["beta_end"]))
+
+    torch.manual_seed(int(seed))
+    unet = UNet2DModel(**small_unet_config(resolution, channels))
+    logger.info("training a %d-parameter UNet on %s for %d steps", sum(p.numel() for p in unet.parameters()),
+                description, train["steps"])
+    result = train_eps_model(unet, images, betas, steps=int(train["steps"]), batch_size=int(train["batch_size"]),
+                             lr=float(train["lr"]), seed=int(seed), device=device, ema_decay=train["ema_decay"],
+                             precision="bf16" if precision == "bf16" else "fp32", progress=False,
+                             warmup_steps=int(train["warmup_steps"]))
+    summary = {
+        "data": description,
+        "n_images": int(images.shape[0]),
+        "resolution": resolution,
+        "channels": channels,
+        "seed": int(seed),
+        "training": {**{k: train[k] for k in ("steps", "batch_size", "lr", "ema_decay", "warmup_steps")},
+                     "objective": "DDPM simple loss, eps-prediction (Ho et al. 2020)", "optimizer": "AdamW",
+                     "augmentation": "random horizontal flip", "gradient_clip_norm": 1.0,
+                     "device": str(device), "torch_threads": torch.get_num_threads(),
+                     "seconds": result["seconds"], "loss_curve": summarize_losses(result["loss"], 12)},
+        "model": {"class": "diffusers.UNet2DModel",
+                  "config_function": f"discoverydiff.training.small_unet_config({resolution}, {channels})",
+                  "init_seed": int(seed), "parameters": sum(p.numel() for p in unet.parameters())},
+        "reproduce": "snakemake results/base_model/trained with this model section (rule train_base)",
+    }
+    save_diffusers_checkpoint(unet.cpu(), out_dir, schedule, extra=summary)
+    return summary
