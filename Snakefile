@@ -18,6 +18,10 @@ include: "rules/ingest.smk"
 include: "rules/diffusion.smk"
 include: "rules/discovery.smk"
 include: "rules/stats.smk"
+include: "rules/figures.smk"
+
+
+report: "report/workflow.rst"
 
 
 rule all:

@@ -58,3 +58,41 @@ def engine_from_params(params: dict, model_inputs=()) -> tuple:
     settings, options = settings_from_config(params["diffusion"])
     options.device, options.precision = params["device"], params["precision"]
     return model, settings, options, int(params["seed"])
+
+
+#: Distributions whose versions the report records (those that shape the numbers).
+PROVENANCE_PACKAGES = ("discoverydiff", "snakemake", "torch", "diffusers", "safetensors", "numpy", "scipy", "astropy",
+                       "h5py", "pandas", "matplotlib", "scikit-image", "statmorph", "photutils", "pillow")
+
+
+def write_provenance(config: dict, config_path: str | Path, software_path: str | Path) -> None:
+    """The run's config as YAML and a table of software versions (package, version), atomically.
+
+    The table also names the Python version, the platform, torch's CUDA build and the
+    visible GPU (or ``none``), so a report says on what the numbers were made.
+    """
+    import os
+    import platform
+    import uuid
+    from importlib import metadata
+
+    import pandas as pd
+    import torch
+    import yaml
+
+    rows = [("python", platform.python_version()), ("platform", platform.platform())]
+    for name in PROVENANCE_PACKAGES:
+        try:
+            rows.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            rows.append((name, "not installed"))
+    rows.append(("torch.cuda", str(torch.version.cuda)))
+    rows.append(("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"))
+    for path, write in ((Path(config_path), lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False))),
+                        (Path(software_path),
+                         lambda p: pd.DataFrame(rows, columns=["package", "version"]).to_csv(p, sep="\t",
+                                                                                             index=False))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+        write(tmp)
+        os.replace(tmp, path)

@@ -12,6 +12,7 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     demo="radiation|galaxies",
     set="samples|baseline_samples|base_samples",
+    figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization",
 
 
 DATASETS = list(config["datasets"])
@@ -112,4 +113,62 @@ def all_targets():
     physical = expand(
         "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=sample_sets()
     )
-    return expand(per_dataset, dataset=DATASETS) + physical
+    provenance = ["results/provenance/config.yaml", "results/provenance/software.tsv"]
+    return (
+        expand(per_dataset, dataset=DATASETS) + physical + figure_targets() + provenance
+    )
+
+
+# The figures of each kind of dataset, in story order (discoverydiff.plots.figure_names).
+FIGURES = {
+    "field": [
+        "reconstruction",
+        "latent_geometry",
+        "samples",
+        "power_spectra",
+        "pdfs",
+        "memorization",
+    ],
+    "galaxy": [
+        "reconstruction",
+        "latent_geometry",
+        "samples",
+        "morphology",
+        "memorization",
+    ],
+}
+
+
+def figure_inputs(wildcards):
+    """The result files one figure of one dataset is drawn from."""
+    results = f"results/{wildcards.dataset}"
+    inputs = {"tensors": f"{results}/tensors.h5"}
+    figure = wildcards.figure
+    if figure == "reconstruction":
+        inputs.update(
+            h5=f"{results}/reconstruction.h5", csv=f"{results}/reconstruction.csv"
+        )
+    elif figure == "latent_geometry":
+        inputs.update(
+            latents=f"{results}/latents.h5",
+            id_latents="results/base_model/id_latents.h5",
+            discovered=f"{results}/discovered_latents.h5",
+        )
+    elif figure == "power_spectra":
+        inputs.update(
+            spectra=f"{results}/power_spectra.csv",
+            comparison=f"{results}/comparison.csv",
+        )
+    else:
+        inputs.update(
+            {name: set_path(wildcards.dataset, name) for name in sample_sets()}
+        )
+    return inputs
+
+
+def figure_targets():
+    return [
+        f"results/{dataset}/figures/{figure}.png"
+        for dataset in DATASETS
+        for figure in FIGURES[config["datasets"][dataset]["kind"]]
+    ]

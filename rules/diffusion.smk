@@ -49,7 +49,12 @@ rule reconstruct:
         model=model_inputs,
     output:
         h5="results/{dataset}/reconstruction.h5",
-        csv="results/{dataset}/reconstruction.csv",
+        csv=report(
+            "results/{dataset}/reconstruction.csv",
+            caption="../report/reconstruction_table.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
     log:
         "results/{dataset}/logs/reconstruct.log",
     benchmark:

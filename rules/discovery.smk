@@ -7,7 +7,12 @@ rule discover:
         id_latents="results/base_model/id_latents.h5",
     output:
         latents="results/{dataset}/discovered_latents.h5",
-        geometry="results/{dataset}/geometry.csv",
+        geometry=report(
+            "results/{dataset}/geometry.csv",
+            caption="../report/geometry.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
     log:
         "results/{dataset}/logs/discover.log",
     benchmark:

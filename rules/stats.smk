@@ -20,7 +20,12 @@ rule stats:
     input:
         unpack(stats_inputs),
     output:
-        comparison="results/{dataset}/comparison.csv",
+        comparison=report(
+            "results/{dataset}/comparison.csv",
+            caption="../report/comparison.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
         spectra="results/{dataset}/power_spectra.csv",
     log:
         "results/{dataset}/logs/stats.log",

@@ -3,14 +3,18 @@
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from astropy.io import fits
+from PIL import Image
 
+from discoverydiff.plots import figure_names
 from discoverydiff.store import read_tensor_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,8 +89,43 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert.tsv").exists()
+    _check_figures(tmp_path)
     again = snakemake(tmp_path, TINY_DEMO, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake(tmp_path, TINY_DEMO, "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+    files = [Path(n).name for n in names if "/data/raw/" in n]  # the report stores report/data/raw/<hash>/<name>
+    n_figures = len(figure_names("field")) + len(figure_names("galaxy"))
+    assert sum(n.endswith(".png") for n in files) == n_figures, files
+    for name in ("samples.png", "comparison.csv", "reconstruction.csv", "geometry.csv"):
+        assert files.count(name) == 2, (name, files)  # one per dataset
+    assert {"config.yaml", "software.tsv"} <= set(files)
+
+
+def _check_figures(root: Path):
+    """Every figure of every dataset exists, is non-empty, and its sidecar holds this run's numbers."""
+    for dataset, kind in (("radiation", "field"), ("galaxies", "galaxy")):
+        figures = root / f"results/{dataset}/figures"
+        assert sorted(p.name for p in figures.iterdir()) == sorted(
+            f"{name}.{ext}" for name in figure_names(kind) for ext in ("pdf", "png", "csv"))
+        for path in figures.iterdir():
+            assert path.stat().st_size > 100, path
+        with Image.open(figures / "samples.png") as png:
+            assert png.size[0] > 500
+        assert (figures / "reconstruction.pdf").read_bytes().startswith(b"%PDF")
+        drawn = pd.read_csv(figures / "reconstruction.csv")
+        table = pd.read_csv(root / f"results/{dataset}/reconstruction.csv").set_index("name")
+        np.testing.assert_allclose(drawn["psnr_db"], table.loc[drawn["name"], "psnr_db"], rtol=1e-12)
+    comparison = pd.read_csv(root / "results/radiation/comparison.csv")
+    slopes = comparison[comparison["statistic"] == "power_slope_difference"].set_index("set")["set_value"]
+    drawn = pd.read_csv(root / "results/radiation/figures/power_spectra.csv").groupby("set")["slope"].first()
+    np.testing.assert_allclose(drawn[slopes.index], slopes, rtol=1e-12)
+    software = pd.read_csv(root / "results/provenance/software.tsv", sep="\t").set_index("package")["version"]
+    assert software["torch"] == torch.__version__.split("+")[0] or software["torch"] == torch.__version__
+    config = yaml.safe_load((root / "results/provenance/config.yaml").read_text())
+    assert config["seed"] == TINY_DEMO["seed"] and config["datasets"]["galaxies"]["kind"] == "galaxy"
 
 
 @pytest.mark.parametrize("edit,message", [
