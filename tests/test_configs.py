@@ -1,0 +1,68 @@
+"""The shipped configs: each validates against config/schema.yaml, and the paper's flags build the paper's models."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config, validate
+
+from discoverydiff.adm import adm_from_flags, count_parameters
+from discoverydiff.diffusion import timestep_sequence
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+SCHEMA = str(CONFIG / "schema.yaml")
+MODELS = sorted((CONFIG / "paper").glob("model_*.yaml"))
+DATA = sorted((CONFIG / "paper").glob("data_*.yaml"))
+
+
+def merged(*paths: Path) -> dict:
+    """What Snakemake builds from ``--configfile A B``: B merged into A, recursively."""
+    config: dict = {}
+    for path in paths:
+        update_config(config, yaml.safe_load(path.read_text()))
+    return config
+
+
+def test_there_are_paper_configs_for_both_model_families_and_both_domains():
+    assert {p.stem for p in MODELS} >= {"model_adm_afhqdog", "model_ddpm_celebahq"}
+    assert {p.stem for p in DATA} >= {"data_galaxyzoo", "data_radiation"}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("data", DATA, ids=lambda p: p.stem)
+def test_paper_config_pairs_validate_with_the_paper_settings(model, data):
+    config = merged(model, data)
+    validate(config, schema=SCHEMA)  # fills the defaults in place
+    assert config["model"]["resolution"] == 256
+    assert (config["diffusion"]["t0"], config["diffusion"]["n_inv_step"], config["diffusion"]["eta"]) == (900, 80, 0.0)
+    assert timestep_sequence(900, 80)[:4] == [0, 11, 22, 34]  # REFERENCES.md
+    assert (config["discovery"]["n_slerp"], config["discovery"]["n_ref"]) == (20, 10)
+    assert all(dataset["kind"] in ("field", "galaxy") for dataset in config["datasets"].values())
+    # every path a user must supply is marked, in the file where it is set
+    for path in (model, data):
+        marked = [line for line in path.read_text().splitlines() if "FILL IN" in line]
+        assert marked and all("/path/to/" in line for line in marked)
+
+
+def test_adm_paper_flags_build_the_afhqdog_p2_architecture():
+    flags = yaml.safe_load((CONFIG / "paper" / "model_adm_afhqdog.yaml").read_text())["model"]["adm_flags"]
+    # the parameter count of OpenAI's create_model with the same flags (tests/test_adm.py)
+    assert count_parameters(adm_from_flags(flags)) == 93_563_910
+
+
+def test_demo_configs_validate():
+    validate(merged(CONFIG / "config.yaml"), schema=SCHEMA)
+    both = merged(CONFIG / "config.yaml", CONFIG / "demo_base_model.yaml")
+    validate(both, schema=SCHEMA)
+    assert both["model"]["path"] is None and both["model"]["train"]["steps"] > 0
+
+
+def test_a_typo_in_a_paper_config_is_rejected():
+    config = merged(MODELS[0], DATA[0])
+    bad = copy.deepcopy(config)
+    bad["diffusion"]["n_inv_steps"] = 80
+    with pytest.raises(Exception, match="n_inv_steps"):
+        validate(bad, schema=SCHEMA)
