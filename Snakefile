@@ -1,8 +1,13 @@
 # discoverydiff: discover new domains inside a frozen, pre-trained diffusion model.
 # The table of contents of the workflow; each stage lives in rules/, all logic in discoverydiff/.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The conda envs' post-deploy scripts install the package from this checkout.
+os.environ.setdefault("DISCOVERYDIFF_ROOT", workflow.basedir)
 
 
 # The embedded demo, unless configs are given with --configfile (Snakemake would merge

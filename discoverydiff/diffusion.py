@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,8 +125,12 @@ def ddim_invert(eps_fn: EpsFn, x0: torch.Tensor, alpha_bar: np.ndarray, settings
 
 @torch.no_grad()
 def ddim_generate(eps_fn: EpsFn, x_t0: torch.Tensor, alpha_bar: np.ndarray, settings: DDIMSettings,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """DDIM generation from latents x_{t0} (B, C, H, W) down to clean images (alpha_bar = 1)."""
+                  generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    """DDIM generation from latents x_{t0} (B, C, H, W) down to clean images (alpha_bar = 1).
+
+    For eta > 0 the fresh noise of each step comes from ``generator``: one CPU generator for
+    the batch, or one per image (then an image's noise does not depend on its batch).
+    """
     seq = settings.sequence()
     seq_next = [-1] + seq[:-1]
     x = x_t0
@@ -135,7 +139,11 @@ def ddim_generate(eps_fn: EpsFn, x_t0: torch.Tensor, alpha_bar: np.ndarray, sett
         a_next = float(alpha_bar[t_next]) if t_next >= 0 else 1.0
         noise = None
         if settings.eta > 0 and t_next >= 0:
-            noise = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32).to(x)
+            if isinstance(generator, Sequence):
+                noise = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in generator])
+            else:
+                noise = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32)
+            noise = noise.to(x)
         x = ddim_step(x, eps, float(alpha_bar[t]), a_next, settings.eta, noise)
     return x
 

@@ -21,7 +21,7 @@ from .diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn,
 from .errors import InputError
 from .models import EpsModel
 from .normalize import NormalizationRecord
-from .store import SPLIT_FEWSHOT, TensorFileWriter, iter_batches, read_attrs
+from .store import SPLIT_FEWSHOT, TensorFileWriter, iter_batches, read_attrs, shard_range
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,20 @@ class RunOptions:
     def eps_fn(self, model: EpsModel):
         device = resolve_device(self.device)
         return device, prepare_eps_fn(model, device, self.precision, self.compile)
+
+
+def row_generator(seed: int, row: int) -> torch.Generator:
+    """The CPU generator of one image (row) of a run: its noise does not depend on batching or sharding."""
+    state = np.random.SeedSequence([int(seed), int(row)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+Shard = tuple[int, int]  # (index, count), 0-based
+
+
+def _shard_rows(n: int, shard: Shard, options: RunOptions) -> tuple[int, int]:
+    """Row range of a shard, aligned to the batch size (bitwise equal to the unsharded run)."""
+    return shard_range(n, int(shard[0]), int(shard[1]), align=options.batch_size)
 
 
 def _settings_attrs(settings: DDIMSettings, model: EpsModel, seed: int) -> dict:
@@ -72,19 +86,26 @@ def _n_rows(path, split: str | None) -> int:
 
 def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDIMSettings,
                        options: RunOptions, seed: int = 0, split: str | None = SPLIT_FEWSHOT,
-                       extra_attrs: dict | None = None) -> Path:
-    """DDIM-invert the images of ``images_path`` (one split) into ``latents_path``."""
+                       extra_attrs: dict | None = None, shard: Shard = (0, 1), allow_empty: bool = False) -> Path:
+    """DDIM-invert the images of ``images_path`` (one split) into ``latents_path``.
+
+    With ``shard = (i, k)`` only the rows of shard i of k are inverted (see
+    :func:`discoverydiff.store.shard_range`); :func:`discoverydiff.store.gather_tensor_files`
+    joins the k files into the one-shard result, bit for bit.
+    """
     attrs = _check_images(images_path, model)
-    n = _n_rows(images_path, split)
-    if n == 0:
+    n_all = _n_rows(images_path, split)
+    if n_all == 0 and not allow_empty:
         raise InputError(images_path, f"has no images in split {split!r}")
+    rows = _shard_rows(n_all, shard, options)
+    n = rows[1] - rows[0]
     device, eps_fn = options.eps_fn(model)
     out_attrs = {**_settings_attrs(settings, model, seed), "source": str(images_path), "split": split,
                  "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"),
                  "wcs": attrs.get("wcs"), **(extra_attrs or {})}
     c, r = model.channels, model.resolution
     with TensorFileWriter(latents_path, (n, c, r, r), "latents", out_attrs) as out:
-        batches = iter_batches(images_path, options.batch_size, split)
+        batches = iter_batches(images_path, options.batch_size, split, rows)
         for offset, z, names in run_batched(lambda x: ddim_invert(eps_fn, x, model.alpha_bar, settings),
                                             batches, device, n, desc="invert"):
             out.write(offset, z, names)
@@ -93,20 +114,30 @@ def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDI
 
 def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: DDIMSettings,
                          options: RunOptions, seed: int = 0, kind: str = "samples",
-                         extra_attrs: dict | None = None) -> Path:
-    """DDIM-decode the latents of ``latents_path`` into images at ``samples_path``."""
+                         extra_attrs: dict | None = None, shard: Shard = (0, 1)) -> Path:
+    """DDIM-decode the latents of ``latents_path`` into images at ``samples_path``.
+
+    For eta > 0, row i draws its noise from :func:`row_generator` (seed, i); ``shard`` as
+    in :func:`invert_tensor_file`.
+    """
     attrs = read_attrs(latents_path)
-    n = _n_rows(latents_path, None)
+    rows = _shard_rows(_n_rows(latents_path, None), shard, options)
+    n = rows[1] - rows[0]
     device, eps_fn = options.eps_fn(model)
-    generator = torch.Generator().manual_seed(seed)
     out_attrs = {**_settings_attrs(settings, model, seed), "source": str(latents_path),
                  "normalization": attrs.get("normalization"), "dataset": attrs.get("dataset"),
                  "wcs": attrs.get("wcs"), **(extra_attrs or {})}
     c, r = model.channels, model.resolution
     with TensorFileWriter(samples_path, (n, c, r, r), kind, out_attrs) as out:
-        batches = iter_batches(latents_path, options.batch_size)
-        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings, generator)  # noqa: E731
-        for offset, x, names in run_batched(decode, batches, device, n, desc="generate"):
+        generators: list[torch.Generator] = []  # of the batch run_batched is about to decode
+
+        def batches():
+            for offset, z, names in iter_batches(latents_path, options.batch_size, None, rows):
+                generators[:] = [row_generator(seed, rows[0] + offset + i) for i in range(len(names))]
+                yield offset, z, names
+
+        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings, list(generators))  # noqa: E731
+        for offset, x, names in run_batched(decode, batches(), device, n, desc="generate"):
             out.write(offset, x, names)
     return Path(samples_path)
 
@@ -160,37 +191,50 @@ def write_csv_atomic(table, path) -> None:
 
 
 def sample_from_noise(model: EpsModel, samples_path, n: int, settings: DDIMSettings, options: RunOptions,
-                      seed: int = 0, extra_attrs: dict | None = None) -> Path:
-    """N unconditional samples: x_T ~ N(0, I) at T - 1, DDIM-decoded in ``settings.n_steps`` steps."""
+                      seed: int = 0, extra_attrs: dict | None = None, shard: Shard = (0, 1)) -> Path:
+    """N unconditional samples: x_T ~ N(0, I) at T - 1, DDIM-decoded in ``settings.n_steps`` steps.
+
+    Sample i starts from noise of :func:`row_generator` (seed, i) (which also gives its
+    eta noise), so shards (``shard`` as in :func:`invert_tensor_file`) and batch sizes
+    do not change a sample.
+    """
     c, r = model.channels, model.resolution
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((n, c, r, r), generator=generator, dtype=torch.float32).numpy()
+    start, stop = _shard_rows(n, shard, options)
     full = DDIMSettings(t0=len(model.betas) - 1, n_steps=settings.n_steps, eta=settings.eta)
     device, eps_fn = options.eps_fn(model)
-    names = [f"sample_{i:05d}" for i in range(n)]
     attrs = {**_settings_attrs(full, model, seed), "normalization": None, "dataset": None, **(extra_attrs or {})}
 
-    def noise_batches():
-        for offset in range(0, n, options.batch_size):
-            yield offset, noise[offset:offset + options.batch_size], names[offset:offset + options.batch_size]
+    generators: list[torch.Generator] = []  # of the batch run_batched is about to decode
 
-    with TensorFileWriter(samples_path, (n, c, r, r), "samples", attrs) as out:
-        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, full, generator)  # noqa: E731
-        for offset, x, batch_names in run_batched(decode, noise_batches(), device, n, desc="sample"):
-            out.write(offset, np.clip(x, -1, 1), batch_names)
+    def noise_batches():
+        for offset in range(0, stop - start, options.batch_size):
+            rows = range(start + offset, min(start + offset + options.batch_size, stop))
+            generators[:] = [row_generator(seed, i) for i in rows]
+            noise = torch.stack([torch.randn((c, r, r), generator=g, dtype=torch.float32) for g in generators])
+            yield offset, noise.numpy(), [f"sample_{i:05d}" for i in rows]
+
+    with TensorFileWriter(samples_path, (stop - start, c, r, r), "samples", attrs) as out:
+        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, full, list(generators))  # noqa: E731
+        for offset, x, names in run_batched(decode, noise_batches(), device, stop - start, desc="sample"):
+            out.write(offset, np.clip(x, -1, 1), names)
     return Path(samples_path)
 
 
 def sample_base_model(model: EpsModel, samples_path, id_latents_path, n: int, settings: DDIMSettings,
-                      options: RunOptions, seed: int = 0) -> tuple[Path, Path]:
+                      options: RunOptions, seed: int = 0, shard: Shard = (0, 1),
+                      source: str | None = None) -> tuple[Path, Path]:
     """N unconditional samples of the base model (the in-domain reference) and their inversion.
 
     The samples (:func:`sample_from_noise`) are inverted to ``settings.t0`` with the same
     settings as the target images, giving the in-domain (ID) latents of the discovery step.
+    With ``shard`` the shard's samples and their latents (gather each set of files);
+    ``source`` names the gathered samples file in the latents' attributes (default
+    ``samples_path``).
     """
-    sample_from_noise(model, samples_path, n, settings, options, seed)
+    sample_from_noise(model, samples_path, n, settings, options, seed, shard=shard)
     invert_tensor_file(model, samples_path, id_latents_path, settings, options, seed, split=None,
-                       extra_attrs={"kind_of_latents": "in-domain"})
+                       extra_attrs={"kind_of_latents": "in-domain", "source": str(source or samples_path)},
+                       allow_empty=True)
     return Path(samples_path), Path(id_latents_path)
 
 
@@ -203,5 +247,6 @@ def settings_from_config(diffusion_cfg: dict) -> tuple[DDIMSettings, RunOptions]
                                 compile=bool(diffusion_cfg.get("compile", False)))
 
 
-__all__ = ["RunOptions", "invert_tensor_file", "generate_tensor_file", "reconstruction_table", "psnr",
-           "sample_base_model", "sample_from_noise", "settings_from_config", "write_csv_atomic"]
+__all__ = ["RunOptions", "Shard", "row_generator", "invert_tensor_file", "generate_tensor_file",
+           "reconstruction_table", "psnr", "sample_base_model", "sample_from_noise", "settings_from_config",
+           "write_csv_atomic"]

@@ -241,21 +241,80 @@ def read_tensor_file(path, split: str | None = None) -> TensorSet:
     return out
 
 
-def iter_batches(path, batch_size: int, split: str | None = None) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+def shard_range(n: int, index: int, count: int, align: int = 1) -> tuple[int, int]:
+    """Rows ``start:stop`` of shard ``index`` (0-based) of ``count`` over ``n`` rows.
+
+    Shards are contiguous, in order, and made of whole blocks of ``align`` rows (the batch
+    size), spread as evenly as the blocks allow; a shard may be empty when there are fewer
+    blocks than shards. With ``align`` equal to the batch size, every batch of a sharded run
+    holds the same rows as the batch of the unsharded run, so results are bitwise equal.
+    """
+    if count < 1 or not 0 <= index < count or align < 1 or n < 0:
+        raise ValueError(f"need 0 <= index < count and align >= 1, got index={index}, count={count}, align={align}")
+    blocks = -(-n // align)
+    edges = [blocks * k // count for k in range(count + 1)]
+    return min(edges[index] * align, n), min(edges[index + 1] * align, n)
+
+
+def gather_tensor_files(paths, out_path) -> Path:
+    """Concatenate shard tensor files, in order, into one tensor file (atomically).
+
+    Every shard must have the same attributes and row shape; the result has those
+    attributes, the rows of all shards and their ``split`` labels when they have them,
+    so it is the file a one-shard run writes.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no shard files to gather")
+    attrs = read_attrs(paths[0])
+    shapes, has_split = [], []
+    for path in paths:
+        with _open_checked(path) as h5:
+            shapes.append(h5["x"].shape)
+            has_split.append("split" in h5)
+        if read_attrs(path) != attrs:
+            raise InputError(path, f"attributes differ from those of {paths[0]}; shards of different runs?")
+        if shapes[-1][1:] != shapes[0][1:]:
+            raise InputError(path, f"rows of shape {shapes[-1][1:]} do not match {shapes[0][1:]} of {paths[0]}")
+    if len(set(has_split)) > 1:
+        raise InputError(paths[has_split.index(not has_split[0])], "split labels in some shards only")
+    total = sum(s[0] for s in shapes)
+    kind = attrs.pop("kind", "tensors")
+    attrs.pop("discoverydiff_version", None)
+    splits = []
+    with TensorFileWriter(out_path, (total, *shapes[0][1:]), kind, attrs) as out:
+        offset = 0
+        for path in paths:
+            shard = read_tensor_file(path)
+            if len(shard.names):
+                out.write(offset, shard.x, shard.names)
+            offset += len(shard.names)
+            if shard.split is not None:
+                splits.append(shard.split)
+        if has_split[0]:
+            out.add_dataset("split", np.concatenate(splits).astype(object))
+    return Path(out_path)
+
+
+def iter_batches(path, batch_size: int, split: str | None = None,
+                 rows: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray, list[str]]]:
     """Stream (offset, x, names) batches without loading the whole file.
 
-    ``offset`` counts rows of the selected split, so batches can be written straight
-    into a :class:`TensorFileWriter` of that split's size.
+    ``offset`` counts rows of the selected split (and of the row range ``rows`` =
+    (start, stop) within it, e.g. a :func:`shard_range`), so batches can be written
+    straight into a :class:`TensorFileWriter` of that size.
     """
     with _open_checked(path) as h5:
         names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
-        rows = np.arange(h5["x"].shape[0])
+        selected = np.arange(h5["x"].shape[0])
         if split is not None:
             if "split" not in h5:
                 raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
             labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
-            rows = rows[labels == split]
-        for offset in range(0, len(rows), batch_size):
-            sel = rows[offset:offset + batch_size]
+            selected = selected[labels == split]
+        if rows is not None:
+            selected = selected[rows[0]:rows[1]]
+        for offset in range(0, len(selected), batch_size):
+            sel = selected[offset:offset + batch_size]
             x = h5["x"][sel[0]:sel[-1] + 1][sel - sel[0]]
             yield offset, x, [names[i] for i in sel]

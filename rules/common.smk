@@ -18,6 +18,17 @@ wildcard_constraints:
 DATASETS = list(config["datasets"])
 
 
+# Inversion and sampling run as config["shards"] jobs per file (rule gather_shards joins them).
+scattergather:
+    shard=config["shards"],
+
+
+def shard_of(wildcards):
+    """(index, count), 0-based, of the {scatteritem} wildcard "i-of-n"."""
+    index, count = wildcards.scatteritem.split("-of-")
+    return [int(index) - 1, int(count)]
+
+
 def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 

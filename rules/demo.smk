@@ -7,7 +7,7 @@ rule demo_inputs:
     log:
         "resources/demo/logs/{demo}.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         demo=demo_config,
         seed=config["seed"],

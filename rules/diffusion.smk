@@ -10,7 +10,7 @@ rule train_base:
     benchmark:
         "results/base_model/benchmarks/train_base.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1,
     params:
@@ -27,17 +27,18 @@ rule invert:
         tensors="results/{dataset}/tensors.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/latents.h5",
+        "results/{dataset}/shards/latents_{scatteritem}.h5",
     log:
-        "results/{dataset}/logs/invert.log",
+        "results/{dataset}/logs/invert_{scatteritem}.log",
     benchmark:
-        "results/{dataset}/benchmarks/invert.tsv"
+        "results/{dataset}/benchmarks/invert_{scatteritem}.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1,
     params:
         engine=engine_params,
+        shard=shard_of,
     script:
         "../workflow_scripts/invert.py"
 
@@ -45,45 +46,75 @@ rule invert:
 rule reconstruct:
     input:
         latents="results/{dataset}/latents.h5",
-        tensors="results/{dataset}/tensors.h5",
         model=model_inputs,
     output:
+        "results/{dataset}/shards/reconstruction_{scatteritem}.h5",
+    log:
+        "results/{dataset}/logs/reconstruct_{scatteritem}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/reconstruct_{scatteritem}.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        shard=shard_of,
+    script:
+        "../workflow_scripts/reconstruct.py"
+
+
+rule reconstruction_table:
+    input:
+        tensors="results/{dataset}/tensors.h5",
         h5="results/{dataset}/reconstruction.h5",
-        csv=report(
+    output:
+        report(
             "results/{dataset}/reconstruction.csv",
             caption="../report/reconstruction_table.rst",
             category="{dataset}",
             subcategory="tables",
         ),
     log:
-        "results/{dataset}/logs/reconstruct.log",
-    benchmark:
-        "results/{dataset}/benchmarks/reconstruct.tsv"
+        "results/{dataset}/logs/reconstruction_table.log",
     conda:
-        "../envs/core.yaml"
-    resources:
-        gpu=1,
-    params:
-        engine=engine_params,
+        "../envs/cpu.yaml"
     script:
-        "../workflow_scripts/reconstruct.py"
+        "../workflow_scripts/reconstruction_table.py"
 
 
 rule sample_base:
     input:
         model=model_inputs,
     output:
-        samples="results/base_model/samples.h5",
-        latents="results/base_model/id_latents.h5",
+        samples="results/base_model/shards/samples_{scatteritem}.h5",
+        latents="results/base_model/shards/id_latents_{scatteritem}.h5",
     log:
-        "results/base_model/logs/sample_base.log",
+        "results/base_model/logs/sample_base_{scatteritem}.log",
     benchmark:
-        "results/base_model/benchmarks/sample_base.tsv"
+        "results/base_model/benchmarks/sample_base_{scatteritem}.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1,
     params:
         engine=engine_params,
+        shard=shard_of,
     script:
         "../workflow_scripts/sample_base.py"
+
+
+# Shards of a tensor file (one GPU job each) joined in order: the one-shard file, bit for bit.
+rule gather_shards:
+    input:
+        gather.shard("results/{{group}}/shards/{{name}}_{scatteritem}.h5"),
+    output:
+        "results/{group}/{name}.h5",
+    log:
+        "results/{group}/logs/gather_{name}.log",
+    wildcard_constraints:
+        name="latents|reconstruction|samples|id_latents",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/gather_shards.py"

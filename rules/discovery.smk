@@ -18,7 +18,7 @@ rule discover:
     benchmark:
         "results/{dataset}/benchmarks/discover.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         discovery=config["discovery"],
         seed=config["seed"],
@@ -31,17 +31,18 @@ rule sample_discovered:
         latents="results/{dataset}/discovered_latents.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/samples.h5",
+        "results/{dataset}/shards/samples_{scatteritem}.h5",
     log:
-        "results/{dataset}/logs/sample_discovered.log",
+        "results/{dataset}/logs/sample_discovered_{scatteritem}.log",
     benchmark:
-        "results/{dataset}/benchmarks/sample_discovered.tsv"
+        "results/{dataset}/benchmarks/sample_discovered_{scatteritem}.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1,
     params:
         engine=engine_params,
+        shard=shard_of,
     script:
         "../workflow_scripts/sample_discovered.py"
 
@@ -57,7 +58,7 @@ rule finetune:
     benchmark:
         "results/{dataset}/benchmarks/finetune.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1,
     params:

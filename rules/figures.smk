@@ -18,7 +18,7 @@ rule figure:
     log:
         "results/{dataset}/logs/figure_{figure}.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         kind=dataset_kind,
         stats=config["stats"],
@@ -43,7 +43,7 @@ rule provenance:
     log:
         "results/provenance/provenance.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         config=config,
     script:

@@ -10,7 +10,7 @@ rule ingest:
     log:
         "results/{dataset}/logs/ingest.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         dataset=dataset_config,
         resolution=config["model"]["resolution"],

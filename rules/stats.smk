@@ -11,7 +11,7 @@ rule to_physical:
     log:
         "results/{dataset}/logs/to_physical_{set}.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/to_physical.py"
 
@@ -32,7 +32,7 @@ rule stats:
     benchmark:
         "results/{dataset}/benchmarks/stats.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/cpu.yaml"
     params:
         kind=dataset_kind,
         stats=config["stats"],

@@ -74,7 +74,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
     assert latents.attrs["model"].startswith("analytic_gaussian:natural_patches(n=256,seed=5)")
     table = pd.read_csv(tmp_path / "results/galaxies/reconstruction.csv")
     assert len(table) == 6 and table["psnr_db"].min() > 15
-    assert "mean PSNR" in (tmp_path / "results/galaxies/logs/reconstruct.log").read_text()
+    assert "mean PSNR" in (tmp_path / "results/galaxies/logs/reconstruction_table.log").read_text()
     assert read_tensor_file(tmp_path / "results/base_model/id_latents.h5").x.shape == (12, 3, 16, 16)
     for dataset in ("radiation", "galaxies"):
         samples = read_tensor_file(tmp_path / f"results/{dataset}/samples.h5")
@@ -88,7 +88,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
             assert len(hdul) == 5 and hdul[1].data.shape[-2:] == (16, 16)
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
-    assert (tmp_path / "results/radiation/benchmarks/invert.tsv").exists()
+    assert (tmp_path / "results/radiation/benchmarks/invert_1-of-1.tsv").exists()
     _check_figures(tmp_path)
     again = snakemake(tmp_path, TINY_DEMO, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

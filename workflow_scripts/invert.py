@@ -1,4 +1,4 @@
-"""rule invert: few-shot target images -> DDIM latents at t0."""
+"""rule invert: one shard of the few-shot target images -> DDIM latents at t0."""
 
 from discoverydiff.engine import invert_tensor_file
 from discoverydiff.workflow import engine_from_params, run_step
@@ -8,7 +8,8 @@ sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
 def step():
     model, settings, options, seed = engine_from_params(sm.params.engine, sm.input.model)
-    return invert_tensor_file(model, sm.input.tensors, sm.output[0], settings, options, seed)
+    return invert_tensor_file(model, sm.input.tensors, sm.output[0], settings, options, seed,
+                              shard=tuple(sm.params.shard))
 
 
 run_step(sm.log[0], step)
