@@ -84,3 +84,28 @@ def test_images_of_the_wrong_size_are_refused(setup, tmp_path):
     with pytest.raises(InputError, match="holds \\(3, 8, 8\\) images but the model takes \\(3, 6, 6\\)"):
         invert_tensor_file(model, tmp_path / "big.h5", tmp_path / "l.h5", DDIMSettings(900, 5), RunOptions())
     assert not (tmp_path / "l.h5").exists()
+
+
+def test_sharded_inversion_and_generation_gather_to_the_one_shard_files_bit_for_bit(tmp_path):
+    from discoverydiff.models import analytic_model
+    from discoverydiff.store import gather_tensor_files, shard_range, write_tensor_file
+    from discoverydiff.training import natural_image_patches
+
+    assert [shard_range(11, k, 3, align=4) for k in range(3)] == [(0, 4), (4, 8), (8, 11)]
+    assert [shard_range(3, k, 2, align=4) for k in range(2)] == [(0, 0), (0, 3)]  # one block: a shard is empty
+    model = analytic_model("analytic_gaussian", natural_image_patches(128, 8, seed=0))
+    images = tmp_path / "t.h5"
+    write_tensor_file(images, natural_image_patches(11, 8, seed=1), [f"i{i}" for i in range(11)], "images",
+                      split=["fewshot"] * 11)
+    settings, options = DDIMSettings(900, 10, 0.5), RunOptions(device="cpu", batch_size=4)
+    invert_tensor_file(model, images, tmp_path / "z.h5", settings, options, 3)
+    generate_tensor_file(model, tmp_path / "z.h5", tmp_path / "x.h5", settings, options, 3)
+    for stem, run in (("z", lambda out, k: invert_tensor_file(model, images, out, settings, options, 3, shard=(k, 3))),
+                      ("x", lambda out, k: generate_tensor_file(model, tmp_path / "z.h5", out, settings, options, 3,
+                                                                shard=(k, 3)))):
+        parts = [tmp_path / f"{stem}_{k}.h5" for k in range(3)]
+        for k, part in enumerate(parts):
+            run(part, k)
+        gather_tensor_files(parts, tmp_path / f"{stem}_gathered.h5")
+        one, gathered = read_tensor_file(tmp_path / f"{stem}.h5"), read_tensor_file(tmp_path / f"{stem}_gathered.h5")
+        assert np.array_equal(one.x, gathered.x) and one.names == gathered.names and one.attrs == gathered.attrs
