@@ -182,11 +182,12 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
     return table
 
 
-def write_csv_atomic(table, path) -> None:
+def write_csv_atomic(table, path, **to_csv) -> None:
+    """``table.to_csv(path, index=False, **to_csv)``, appearing under ``path`` only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    table.to_csv(tmp, index=False)
+    table.to_csv(tmp, index=False, **to_csv)
     os.replace(tmp, path)
 
 

@@ -472,8 +472,8 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
 
     torch.manual_seed(int(seed))
     unet = UNet2DModel(**small_unet_config(resolution, channels))
-    logger.info("training a %d-parameter UNet on %s for %d steps", sum(p.numel() for p in unet.parameters()),
-                description, train["steps"])
+    n_params = sum(p.numel() for p in unet.parameters())
+    logger.info("training a %d-parameter UNet on %s for %d steps", n_params, description, train["steps"])
     result = train_eps_model(unet, images, betas, steps=int(train["steps"]), batch_size=int(train["batch_size"]),
                              lr=float(train["lr"]), seed=int(seed), device=device, ema_decay=train["ema_decay"],
                              precision="bf16" if precision == "bf16" else "fp32", progress=False,
@@ -491,7 +491,7 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
                      "seconds": result["seconds"], "loss_curve": summarize_losses(result["loss"], 12)},
         "model": {"class": "diffusers.UNet2DModel",
                   "config_function": f"discoverydiff.training.small_unet_config({resolution}, {channels})",
-                  "init_seed": int(seed), "parameters": sum(p.numel() for p in unet.parameters())},
+                  "init_seed": int(seed), "parameters": n_params},
         "reproduce": "snakemake results/base_model/trained with this model section (rule train_base)",
     }
     save_diffusers_checkpoint(unet.cpu(), out_dir, schedule, extra=summary)

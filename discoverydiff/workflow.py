@@ -80,6 +80,8 @@ def write_provenance(config: dict, config_path: str | Path, software_path: str |
     import torch
     import yaml
 
+    from .engine import write_csv_atomic
+
     rows = [("python", platform.python_version()), ("platform", platform.platform())]
     for name in PROVENANCE_PACKAGES:
         try:
@@ -88,11 +90,9 @@ def write_provenance(config: dict, config_path: str | Path, software_path: str |
             rows.append((name, "not installed"))
     rows.append(("torch.cuda", str(torch.version.cuda)))
     rows.append(("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"))
-    for path, write in ((Path(config_path), lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False))),
-                        (Path(software_path),
-                         lambda p: pd.DataFrame(rows, columns=["package", "version"]).to_csv(p, sep="\t",
-                                                                                             index=False))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-        write(tmp)
-        os.replace(tmp, path)
+    write_csv_atomic(pd.DataFrame(rows, columns=["package", "version"]), software_path, sep="\t")
+    config_path = Path(config_path)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_name(f".{config_path.name}.{uuid.uuid4().hex[:8]}.part")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, config_path)
