@@ -5,6 +5,7 @@ Needs root and Debian's slurm-wlm and munge (.ci/install-slurm); skipped, with t
 
 import copy
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune"}
 
-# Every tensor file and table these targets produce is compared (15 jobs, all of the engine's rules
-# but train_base and finetune, which a closed-form model does not have); the targets leave out the
+# Every tensor file and table these targets produce is compared (all of the engine's rules but
+# train_base and finetune, which a closed-form model does not have, and the gathers of their
+# shards); the targets leave out the
 # FITS exports, figures and provenance: about 20 more jobs of seconds each, at about 12 s of status
 # polling per step of the DAG.
 TARGETS = [f"results/{dataset}/{name}" for dataset in TINY_DEMO["datasets"]
@@ -57,6 +59,13 @@ def _resource_args(profile: dict) -> list[str]:
                                      for k, v in resources.items())]
 
 
+def _job_total(log: str) -> int:
+    """The job count of a run from the 'Job stats' table Snakemake prints before it starts."""
+    totals = re.findall(r"^total\s+(\d+)\s*$", log, flags=re.MULTILINE)
+    assert totals, f"no 'Job stats' total in the run's log:\n{log[-2000:]}"
+    return int(totals[0])
+
+
 def test_profile_gives_gpu_rules_a_gpu_and_fillable_placeholders():
     profile = yaml.safe_load((PROFILE / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
@@ -77,6 +86,7 @@ def test_slurm_run_equals_local_run(cluster, tmp_path, monkeypatch):
         monkeypatch.setenv(var, "1")
     local = snakemake(tmp_path / "local", config, *TARGETS)
     assert local.returncode == 0, local.stderr[-3000:]
+    n_jobs = _job_total(local.stderr)
 
     env = cluster.env  # SLURM_CONF and the srun shim, exported to the jobs; no outer job's SLURM_* variables
     for key in set(os.environ) - set(env):
@@ -99,7 +109,7 @@ def test_slurm_run_equals_local_run(cluster, tmp_path, monkeypatch):
     queue = cluster.client("squeue", "--states=all", "-h", "-O",
                            "Comment:300,tres-per-job:40,tres-per-node:40,State:20")
     jobs = [line.split() for line in queue.stdout.splitlines()]
-    assert len(jobs) == 15 and all(job[-1] == "COMPLETED" for job in jobs), queue.stdout
+    assert len(jobs) == n_jobs and all(job[-1] == "COMPLETED" for job in jobs), queue.stdout
     for comment, per_job, per_node, _ in jobs:
         rule = comment.removeprefix("rule_").split("_wildcards_")[0]
         assert (per_job, per_node) == (("gres:gpu:1", "N/A") if rule in GPU_RULES else ("N/A", "N/A")), comment
