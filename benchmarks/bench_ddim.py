@@ -18,6 +18,7 @@ import platform
 import time
 
 import torch
+from _common import model_shape, sync
 
 from discoverydiff.diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn, resolve_device
 from discoverydiff.models import load_model
@@ -39,7 +40,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model = load_model({"source": "diffusers", "path": args.model, **_shape_of(args.model)})
+    model = load_model({"source": "diffusers", "path": args.model, **model_shape(args.model)})
     device = resolve_device(args.device)
     eps_fn = prepare_eps_fn(model, device, args.precision, args.compile)
     settings = DDIMSettings(args.t0, args.steps)
@@ -50,13 +51,13 @@ def main() -> None:
 
     def run(batch: int) -> tuple[float, torch.Tensor]:
         outs = []
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for i in range(0, args.n_images, batch):
             x = images[i:i + batch].to(device)
             z = ddim_invert(eps_fn, x, model.alpha_bar, settings)
             outs.append(ddim_generate(eps_fn, z, model.alpha_bar, settings).cpu())
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start, torch.cat(outs)
 
     run(min(args.batch_sizes))  # warm-up (allocator, compile)
@@ -81,16 +82,6 @@ def main() -> None:
                 "args": vars(args), "model": model.name}
         with open(args.json, "w") as fh:
             json.dump({"meta": meta, "rows": rows}, fh, indent=2)
-
-
-def _shape_of(path: str) -> dict:
-    config = json.load(open(f"{path}/config.json"))
-    return {"resolution": int(config["sample_size"]), "channels": int(config["in_channels"])}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":
