@@ -43,6 +43,21 @@ def _flat(x) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).to(torch.float64)
 
 
+def slerp_coefficients(cos: torch.Tensor, w: torch.Tensor, eps: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ca, cb) with ``slerp(a, b, w) = ca a + cb b``, for ``cos`` the cosine of the angle between a and b.
+
+    ``sin((1 - w) theta) / sin(theta)`` and ``sin(w theta) / sin(theta)``; where a and b are
+    (nearly) parallel (sin theta < eps), ``1 - w`` and ``w``, the formula's limit.
+    """
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(theta)
+    safe = sin > eps
+    sin_safe = torch.where(safe, sin, torch.ones_like(sin))
+    ca = torch.where(safe, torch.sin((1 - w) * theta) / sin_safe, 1 - w)
+    cb = torch.where(safe, torch.sin(w * theta) / sin_safe, w)
+    return ca, cb
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | float, eps: float = 1e-7) -> torch.Tensor:
     """Spherical interpolation between rows of ``a`` and ``b`` (B, ...) at weights ``w`` (B,) or scalar.
 
@@ -57,12 +72,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | float, eps: float 
     w = torch.as_tensor(w, dtype=torch.float64).reshape(-1, 1).expand(shape[0], 1)
     cos = (a2 * b2).sum(1, keepdim=True) / (a2.norm(dim=1, keepdim=True) * b2.norm(dim=1, keepdim=True)).clamp_min(
         1e-300)
-    theta = torch.arccos(cos.clamp(-1.0, 1.0))
-    sin = torch.sin(theta)
-    safe = sin > eps
-    sin_safe = torch.where(safe, sin, torch.ones_like(sin))
-    ca = torch.where(safe, torch.sin((1 - w) * theta) / sin_safe, 1 - w)
-    cb = torch.where(safe, torch.sin(w * theta) / sin_safe, w)
+    ca, cb = slerp_coefficients(cos, w, eps)
     return (ca * a2 + cb * b2).reshape(shape).to(a.dtype)
 
 
@@ -210,16 +220,43 @@ class AcceptanceTargets:
         return self.mean[name] - half, self.mean[name] + half
 
 
+@dataclass
+class References:
+    """Target and ID latents flattened to float64 once, with the dot products every scoring reuses."""
+
+    t: torch.Tensor  # (N_t, D)
+    i: torch.Tensor  # (N_id, D)
+    tt: torch.Tensor  # (N_t, N_t) Gram matrix of the targets
+    ti: torch.Tensor  # (N_t, N_id)
+    t_sq: torch.Tensor  # (N_t,) squared norms
+    i_sq: torch.Tensor  # (N_id,)
+
+    @classmethod
+    def build(cls, target, id_latents) -> References:
+        t, i = _flat(target), _flat(id_latents)
+        tt = t @ t.T
+        return cls(t, i, tt, t @ i.T, torch.diagonal(tt).clone(), (i * i).sum(1))
+
+
 def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Generator,
                      exclude_self: torch.Tensor | None = None) -> torch.Tensor:
     """(N, 3) values of the three criteria for each point, over ``n_ref`` random references.
 
     Each point draws its own ``n_ref`` ID latents, ``n_ref`` target latents and ``n_ref``
     pairs of target latents. ``exclude_self[k]`` is the index of point k among the targets
-    (when the points are the targets themselves), which it must not draw.
+    (when the points are the targets themselves), which it must not draw. ``target`` may be
+    a :class:`References` (then ``id_latents`` is ignored).
     """
-    p, t, i = _flat(points), _flat(target), _flat(id_latents)
-    n, n_t, n_i = p.shape[0], t.shape[0], i.shape[0]
+    refs = target if isinstance(target, References) else References.build(target, id_latents)
+    p = _flat(points)
+    return _criteria_from_dots(p @ refs.t.T, p @ refs.i.T, (p * p).sum(1), refs, n_ref, generator, exclude_self)
+
+
+def _criteria_from_dots(pt: torch.Tensor, pi: torch.Tensor, pp: torch.Tensor, refs: References, n_ref: int,
+                        generator: torch.Generator, exclude_self: torch.Tensor | None = None) -> torch.Tensor:
+    """The criteria of N points from their dot products with the targets (N, N_t) and IDs (N, N_id)
+    and their squared norms (N,): no pass over the D dimensions."""
+    n, n_t, n_i = pt.shape[0], pt.shape[1], pi.shape[1]
     avail = n_t - (1 if exclude_self is not None else 0)
     if avail < 2:
         raise ConfigError(f"need at least 2 reference target latents, have {avail}")
@@ -232,17 +269,21 @@ def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Ge
             scores[torch.arange(n), exclude_self] = 2.0
         return scores.argsort(dim=1)[:, :count]
 
+    rows = torch.arange(n)[:, None]
     id_idx = torch.rand((n, n_i), generator=generator, dtype=torch.float64).argsort(dim=1)[:, :min(n_ref, n_i)]
-    dist = pairwise_distances(p, i)  # (N, N_id)
-    dist_to_id = dist.gather(1, id_idx).mean(1)
+    sq_dist = pp[:, None] - 2 * pi[rows, id_idx] + refs.i_sq[id_idx]
+    dist_to_id = sq_dist.clamp_min(0).sqrt().mean(1)
     t_idx = draw_targets(k_ref)
-    ang0 = angles_at_origin(p, t).gather(1, t_idx).mean(1)
+    cos0 = pt[rows, t_idx] / (pp.sqrt()[:, None] * refs.t_sq[t_idx].sqrt()).clamp_min(1e-300)
+    ang0 = angles_deg(cos0).mean(1)
     a_idx, b_idx = draw_targets(k_ref), draw_targets(k_ref)
-    same = a_idx == b_idx
-    b_idx = torch.where(same, t_idx, b_idx)  # avoid degenerate (a, a) pairs
-    pairs = torch.stack([a_idx, b_idx], dim=-1)
-    valid = pairs[..., 0] != pairs[..., 1]
-    ang_pairs = angles_at_points(p, t, pairs)
+    b_idx = torch.where(a_idx == b_idx, t_idx, b_idx)  # avoid degenerate (a, a) pairs
+    valid = a_idx != b_idx
+    # (a - p).(b - p) = a.b - a.p - b.p + p.p
+    dot = refs.tt[a_idx, b_idx] - pt[rows, a_idx] - pt[rows, b_idx] + pp[:, None]
+    na = (refs.t_sq[a_idx] - 2 * pt[rows, a_idx] + pp[:, None]).clamp_min(0).sqrt()
+    nb = (refs.t_sq[b_idx] - 2 * pt[rows, b_idx] + pp[:, None]).clamp_min(0).sqrt()
+    ang_pairs = angles_deg(dot / (na * nb).clamp_min(1e-300))
     ang_pairs = (ang_pairs * valid).sum(1) / valid.sum(1).clamp_min(1)
     return torch.stack([dist_to_id, ang0, ang_pairs], dim=1)
 
@@ -250,8 +291,9 @@ def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Ge
 def measure_targets(target, id_latents, n_ref: int, tolerance: dict | float,
                     generator: torch.Generator) -> AcceptanceTargets:
     """Mean and spread of the criteria over the inverted targets, each scored like a candidate."""
-    n_t = _flat(target).shape[0]
-    values = criterion_values(target, target, id_latents, n_ref, generator, exclude_self=torch.arange(n_t))
+    refs = target if isinstance(target, References) else References.build(target, id_latents)
+    n_t = refs.t.shape[0]
+    values = _criteria_from_dots(refs.tt, refs.ti, refs.t_sq, refs, n_ref, generator, exclude_self=torch.arange(n_t))
     tol = {c: float(tolerance) for c in CRITERIA} if not isinstance(tolerance, dict) else {
         c: float(tolerance.get(c, 1.0)) for c in CRITERIA}
     return AcceptanceTargets(
@@ -286,6 +328,47 @@ class DiscoveryResult:
         return len(self.names) / max(self.n_candidates, 1)
 
 
+@dataclass
+class SlerpCandidates:
+    """Candidates ``slerp(t[src[k]], draws[k], w)`` for every pair k and weight w, known by their
+    dot products with the references.
+
+    A candidate is ``ca a + cb b`` (a = t[src[k]], b = draws[k]), so its dot products with the
+    references follow from those of a (the precomputed Gram matrices) and of b: one
+    (pairs x references) product serves all the weights of a pair, and a candidate is formed
+    in D dimensions only when it is accepted (:meth:`latent`).
+    """
+
+    refs: References
+    src: torch.Tensor  # (P,) target index of each pair
+    draws: torch.Tensor  # (P, D) prior draws
+    pair: torch.Tensor  # (N,) pair of each candidate
+    w: torch.Tensor  # (N,) slerp weight
+    ca: torch.Tensor  # (N,) coefficients: candidate = ca a + cb b
+    cb: torch.Tensor
+    pt: torch.Tensor  # (N, N_t) candidate . targets
+    pi: torch.Tensor  # (N, N_id) candidate . ID latents
+    pp: torch.Tensor  # (N,) squared norms
+
+    @classmethod
+    def score(cls, refs: References, src: torch.Tensor, draws: torch.Tensor, weights: torch.Tensor):
+        b_t, b_i, b_sq = draws @ refs.t.T, draws @ refs.i.T, (draws * draws).sum(1)
+        a_b, a_sq = (refs.t[src] * draws).sum(1), refs.t_sq[src]
+        cos = a_b / (a_sq.sqrt() * b_sq.sqrt()).clamp_min(1e-300)
+        pair = torch.arange(len(src)).repeat_interleave(len(weights))
+        w = weights.repeat(len(src))
+        ca, cb = slerp_coefficients(cos[pair], w)
+        pt = ca[:, None] * refs.tt[src[pair]] + cb[:, None] * b_t[pair]
+        pi = ca[:, None] * refs.ti[src[pair]] + cb[:, None] * b_i[pair]
+        pp = ca**2 * a_sq[pair] + 2 * ca * cb * a_b[pair] + cb**2 * b_sq[pair]
+        return cls(refs, src, draws, pair, w, ca, cb, pt, pi, pp)
+
+    def latent(self, j: int) -> torch.Tensor:
+        """Candidate j, flat (D,) float64."""
+        k = int(self.pair[j])
+        return self.ca[j] * self.refs.t[self.src[k]] + self.cb[j] * self.draws[k]
+
+
 def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
              n_slerp: int = 20, tolerance: dict | float = 1.0, prior: GaussianPrior | None = None,
              max_candidates: int = 100_000, batch_candidates: int = 1024, target_names=None) -> DiscoveryResult:
@@ -304,10 +387,11 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         :class:`TooFewAccepted` explains which criterion failed most and suggests a tolerance.
     """
     shape = tuple(torch.as_tensor(target).shape[1:])
-    t = _flat(target)
+    refs = References.build(target, id_latents)
+    t = refs.t
     names = list(target_names) if target_names is not None else [f"target{k}" for k in range(len(t))]
     g = torch.Generator().manual_seed(int(seed))
-    targets = measure_targets(t, id_latents, n_ref, tolerance, g)
+    targets = measure_targets(refs, None, n_ref, tolerance, g)
     prior = prior or GaussianPrior.fit(t)
     weights = torch.arange(1, n_slerp + 1, dtype=torch.float64) / (n_slerp + 1)
     accepted, acc_names, acc_values = [], [], []
@@ -317,12 +401,10 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         n_pairs = max(1, min(batch_candidates, max_candidates - tried) // n_slerp)
         src = torch.randint(len(t), (n_pairs,), generator=g)
         draws = prior.sample(n_pairs, g)
-        a = t[src].repeat_interleave(n_slerp, 0)
-        b = draws.repeat_interleave(n_slerp, 0)
-        w = weights.repeat(n_pairs)
-        cand = slerp(a, b, w)
-        tried += len(cand)
-        values = criterion_values(cand, t, id_latents, n_ref, g)
+        cand = SlerpCandidates.score(refs, src, draws, weights)
+        pair, w, pt, pi, pp = cand.pair, cand.w, cand.pt, cand.pi, cand.pp
+        tried += len(pair)
+        values = _criteria_from_dots(pt, pi, pp, refs, n_ref, g)
         ok = passes(values, targets)
         for k, c in enumerate(CRITERIA):
             pass_counts[c] += int(ok[:, k].sum())
@@ -333,10 +415,9 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         for j in keep.tolist():
             if len(acc_names) >= n_accept:
                 break
-            accepted.append(cand[j])
+            accepted.append(cand.latent(j))
             acc_values.append(values[j])
-            pair = j // n_slerp
-            acc_names.append(f"discovered_{len(acc_names):05d}<-{names[int(src[pair])]}@w={float(w[j]):.3f}")
+            acc_names.append(f"discovered_{len(acc_names):05d}<-{names[int(src[pair[j]])]}@w={float(w[j]):.3f}")
     if len(acc_names) < n_accept:
         dev = torch.cat(deviations)
         worst = min(CRITERIA, key=lambda c: pass_counts[c])

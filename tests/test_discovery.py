@@ -9,7 +9,10 @@ import torch
 from discoverydiff.discovery import (
     CRITERIA,
     GaussianPrior,
+    References,
+    SlerpCandidates,
     TooFewAccepted,
+    _criteria_from_dots,
     angles_at_origin,
     angles_at_points,
     criterion_values,
@@ -122,3 +125,23 @@ def test_prior_fits_scalar_and_diagonal_variance():
     assert float(scalar.var) == pytest.approx(float((scales**2).mean()), rel=0.05)
     draws = diag.sample(4000, torch.Generator().manual_seed(1))
     np.testing.assert_allclose(draws.mean(0).numpy(), x.mean(0).numpy(), atol=0.15)
+
+
+def test_candidates_scored_from_dot_products_equal_the_formed_slerps(clusters):
+    """The fast path (dot products of each pair) gives the criteria of the candidates themselves."""
+    target, ids, _ = clusters
+    refs = References.build(target, ids)
+    g = torch.Generator().manual_seed(7)
+    src = torch.randint(len(target), (6,), generator=g)
+    draws = GaussianPrior.fit(target).sample(6, g)
+    weights = torch.arange(1, 21, dtype=torch.float64) / 21
+    cand = SlerpCandidates.score(refs, src, draws, weights)
+    formed = slerp(refs.t[src[cand.pair]], draws[cand.pair], cand.w)
+    torch.testing.assert_close(torch.stack([cand.latent(j) for j in range(len(cand.pair))]), formed)
+    fast = _criteria_from_dots(cand.pt, cand.pi, cand.pp, refs, 10, torch.Generator().manual_seed(3))
+    plain = criterion_values(formed, target, ids, 10, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-9)
+    # with every reference drawn, the first two criteria are plain means of the geometry functions
+    full = criterion_values(formed, target, ids, 1000, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(full[:, 0], pairwise_distances(formed, ids).mean(1))
+    torch.testing.assert_close(full[:, 1], angles_at_origin(formed, target).mean(1))
