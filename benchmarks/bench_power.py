@@ -10,7 +10,8 @@ with the same bin edges (one fundamental wide, up to Nyquist) in one process, on
 the other, so the speed ratios are comparable even on a noisy machine; absolute times are
 not. Each result is checked against powerbox: the maximum relative difference over all
 maps and bins is printed. The torch backend runs on ``--device`` (``cpu`` by default;
-``cuda`` adds a GPU run, timed including the host-to-device copy of the maps).
+``cuda`` adds a GPU run, timed including the host-to-device copy of the maps). Each runs
+in float64 (the default; equal to powerbox to round-off) and in float32 (``precision``).
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ def main() -> None:
 
     t_ref, reference = _timed(run_powerbox, args.repeats)
     results = {"powerbox_loop": {"seconds": t_ref, "max_rel_diff": 0.0}}
-    runs = [("numpy_batched", {"backend": "numpy"}), ("torch_batched_cpu", {"backend": "torch", "device": "cpu"})]
-    if args.device != "cpu":
-        runs.append((f"torch_batched_{args.device}", {"backend": "torch", "device": args.device}))
-        # Warm-up: CUDA context and cuFFT plans are created on the first call.
-        stats.radial_power_spectrum(maps[:2], args.boxlength, bins=edges, **runs[-1][1])
+    runs = []
+    for precision, tag in (("float64", ""), ("float32", "_f32")):
+        runs += [(f"numpy_batched{tag}", {"backend": "numpy", "precision": precision}),
+                 (f"torch_batched_cpu{tag}", {"backend": "torch", "device": "cpu", "precision": precision})]
+        if args.device != "cpu":
+            runs.append((f"torch_batched_{args.device}{tag}",
+                         {"backend": "torch", "device": args.device, "precision": precision}))
+            # Warm-up: CUDA context and cuFFT plans are created on the first call.
+            stats.radial_power_spectrum(maps[:2], args.boxlength, bins=edges, **runs[-1][1])
     for name, options in runs:
         seconds, (_, power, _) = _timed(
             lambda o=options: stats.radial_power_spectrum(maps, args.boxlength, bins=edges, subtract_mean=False, **o),

@@ -6,6 +6,8 @@ rule demo_inputs:
         directory("resources/demo/{demo}"),
     log:
         "resources/demo/logs/{demo}.log",
+    benchmark:
+        "results/{demo}/benchmarks/demo_inputs.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

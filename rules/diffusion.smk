@@ -77,6 +77,8 @@ rule reconstruction_table:
         ),
     log:
         "results/{dataset}/logs/reconstruction_table.log",
+    benchmark:
+        "results/{dataset}/benchmarks/reconstruction_table.tsv"
     conda:
         "../envs/cpu.yaml"
     script:
@@ -112,6 +114,8 @@ rule gather_shards:
         "results/{group}/{name}.h5",
     log:
         "results/{group}/logs/gather_{name}.log",
+    benchmark:
+        "results/{group}/benchmarks/gather_{name}.tsv"
     wildcard_constraints:
         name="latents|reconstruction|samples|id_latents",
     conda:

@@ -17,6 +17,8 @@ rule figure:
         data="results/{dataset}/figures/{figure}.csv",
     log:
         "results/{dataset}/logs/figure_{figure}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/figure_{figure}.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -42,6 +44,8 @@ rule provenance:
         ),
     log:
         "results/provenance/provenance.log",
+    benchmark:
+        "results/provenance/benchmarks/provenance.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

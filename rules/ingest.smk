@@ -9,6 +9,8 @@ rule ingest:
         rejected="results/{dataset}/rejected.csv",
     log:
         "results/{dataset}/logs/ingest.log",
+    benchmark:
+        "results/{dataset}/benchmarks/ingest.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

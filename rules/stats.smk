@@ -10,6 +10,8 @@ rule to_physical:
         h5="results/{dataset}/physical/{set}.h5",
     log:
         "results/{dataset}/logs/to_physical_{set}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/to_physical_{set}.tsv"
     conda:
         "../envs/cpu.yaml"
     script:
