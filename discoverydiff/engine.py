@@ -153,7 +153,8 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
     """Per-image MSE / PSNR (normalized space) and the relative error in physical units.
 
     The physical error is the median over pixels of |x_rec - x| / |x| after mapping both
-    through the dataset's normalization record (for log10 fields, a median relative error).
+    through the dataset's normalization record (for log10 fields, a median relative error);
+    pixels whose true value is exactly 0 are left out (NaN for an image of zeros).
     Both files are streamed in batches, so memory does not grow with the set.
     """
     import pandas as pd
@@ -170,8 +171,15 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
         mse.append(((rec - real) ** 2).reshape(len(real), -1).mean(axis=1))
         if record is not None:
             phys_real, phys_rec = record.to_physical(real), record.to_physical(np.clip(rec, -1, 1))
-            rel = np.abs(phys_rec - phys_real) / np.maximum(np.abs(phys_real), np.finfo(np.float64).tiny)
-            rel_err.append(np.median(rel.reshape(len(rel), -1), axis=1))
+            # relative error is undefined where the true value is 0 (e.g. black sky in 8-bit cutouts)
+            nonzero = phys_real != 0
+            rel = np.full(phys_real.shape, np.nan)
+            np.divide(np.abs(phys_rec - phys_real), np.abs(phys_real), out=rel, where=nonzero)
+            rel = rel.reshape(len(rel), -1)
+            per_image = np.full(len(rel), np.nan)
+            has = np.isfinite(rel).any(axis=1)
+            per_image[has] = np.nanmedian(rel[has], axis=1)
+            rel_err.append(per_image)
     if len(names) != _n_rows(images_path, split) or len(names) != _n_rows(reconstruction_path, None):
         raise InputError(reconstruction_path, f"row count differs from {images_path} ({split} split)")
     mse = np.concatenate(mse)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import matplotlib as mpl
+import matplotlib.ticker  # noqa: F401  (mpl.ticker)
 import numpy as np
 import pandas as pd
 from matplotlib.colors import AsinhNorm, LogNorm, Normalize
@@ -622,10 +623,11 @@ def plot_sample_grids(tensors_h5, sets: Mapping[str, object], out_stem, kind: st
 
 def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: str = "$G_0$", unit: str = "Habing",
                        power_of: str = "log10", length_unit: str = "map side") -> FigureFiles:
-    """Set-mean radial power spectra with +-1 std bands, against the few-shot targets.
+    """Set-mean radial power spectra with their spread over maps, against the few-shot targets.
 
-    Top: P(k) of every set of ``power_spectra.csv`` (mean over maps, band: the standard
-    deviation over maps; where mean - std <= 0 the band runs to the bottom of the axis).
+    Top: P(k) of every set of ``power_spectra.csv`` (mean over maps; band: the standard
+    deviation s over maps as a factor, mean x/÷ (1 + s / mean), which is symmetric on the
+    log axis, always positive and mean +- s to first order for a small spread).
     Bottom: the ratio of each set's mean spectrum to the targets' (set ``fewshot``). The
     legend gives each set's fitted power-law slope: ``set_value`` of its
     ``power_slope_difference`` row in ``comparison.csv``, the targets' from ``real_value``
@@ -681,7 +683,8 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
             part = spectra[spectra["set"] == name].sort_values("k")
             label, colour = _set_style(name, position)
             k, mean, std = (part[c].to_numpy(dtype=np.float64) for c in ("k", "power_mean", "power_std"))
-            lower, upper = np.maximum(mean - std, floor), mean + std
+            factor = 1.0 + np.divide(std, mean, out=np.zeros_like(std), where=mean > 0)
+            lower, upper = np.maximum(mean / factor, floor), mean * factor
             slope = slopes.get(name, np.nan)
             text = f"{label}, $\\alpha$ = {slope:.2f}" if np.isfinite(slope) else label
             style = "--" if name == SPLIT_HELDOUT else "-"
@@ -698,6 +701,10 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
             ax.set_xscale("log")
             ax.set_yscale("log")
         top.set_ylim(bottom=floor)
+        # ratios span a decade or two: plain numbers at 1, 2, 5 x 10^n, no minor labels
+        bottom.yaxis.set_major_locator(mpl.ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        bottom.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        bottom.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         top.set_ylabel(_with_unit(f"P(k) of {what}", " ".join(u for u in (power_unit, area) if u)))
         bottom.set_ylabel("P / P$_{targets}$")
         bottom.set_xlabel(f"wavenumber k [rad per {length_unit}]")
@@ -782,13 +789,29 @@ def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, 
 # --------------------------------------------------------------------------------------
 
 
+def _frame(values: pd.Series, reference: pd.Series, pad: float = 0.15) -> tuple[float, float]:
+    """Axis limits that hold every reference value and the central 90% of all values, padded."""
+    values = values.to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    reference = reference.to_numpy(dtype=float)
+    points = np.concatenate([reference[np.isfinite(reference)],
+                             np.percentile(values, [5, 95]) if values.size else []])
+    if points.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(points.min()), float(points.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return lo - pad * span, hi + pad * span
+
+
 def plot_morphology(tensors_h5, sets: Mapping[str, object], out_stem, include_heldout: bool = True,
                     morphology_kwargs: dict | None = None) -> FigureFiles:
     """Gini-M20 and concentration-asymmetry planes of every set (statmorph).
 
     Each image (physical units through the dataset's record; the mean of its channels) is
     measured by :func:`discoverydiff.stats.galaxy_morphology`; failed fits are left out and
-    counted in the legend. Guides: the Lotz et al. (2008, ApJ 672, 177) lines
+    counted in the legend. The axes frame the real targets and the central 90% of all values;
+    values beyond (degenerate fits of noise-like samples) are drawn as crosses at the edge.
+    Guides: the Lotz et al. (2008, ApJ 672, 177) lines
     G = -0.14 M20 + 0.33 (mergers above) and G = 0.14 M20 + 0.80 (E/S0/Sa above, Sb-Irr
     below), and Conselice's (2003, ApJS 147, 1) A = 0.35 (mergers right of it). They were
     calibrated on well-resolved SDSS galaxies; on small cutouts they are indicative only.
@@ -822,6 +845,8 @@ def plot_morphology(tensors_h5, sets: Mapping[str, object], out_stem, include_he
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     ok = table[~table["failed"]]
+    real = ok[ok["set"].isin([SPLIT_FEWSHOT, SPLIT_HELDOUT])]
+    frames = {column: _frame(ok[column], real[column]) for column in ("m20", "gini", "asymmetry", "concentration")}
     with mpl.rc_context(_STYLE):
         fig = _new_figure(DOUBLE_COLUMN_IN, 3.0)
         gm, ca = fig.subplots(1, 2)
@@ -834,24 +859,28 @@ def plot_morphology(tensors_h5, sets: Mapping[str, object], out_stem, include_he
             marker = "*" if name == SPLIT_FEWSHOT else ("s" if name == SPLIT_HELDOUT else "o")
             kwargs = {"color": colour, "marker": marker, "s": 18 if marker == "*" else 9, "lw": 0,
                       "alpha": 0.85, "zorder": 3 if name in (SPLIT_FEWSHOT, SPLIT_HELDOUT) else 2}
-            gm.scatter(part["m20"], part["gini"], label=text, **kwargs)
-            ca.scatter(part["asymmetry"], part["concentration"], **kwargs)
-        # guides over the visible range only, so they do not stretch the axes
-        gm.autoscale_view()
-        gm.set_xlim(*sorted(gm.get_xlim(), reverse=True))  # M20 decreases to the right, as in Lotz et al.
-        m20 = np.linspace(*gm.get_xlim(), 50)
-        ylim = gm.get_ylim()
+            for ax, (xcol, ycol) in ((gm, ("m20", "gini")), (ca, ("asymmetry", "concentration"))):
+                x, y = part[xcol].to_numpy(dtype=float), part[ycol].to_numpy(dtype=float)
+                (xlo, xhi), (ylo, yhi) = frames[xcol], frames[ycol]
+                out = (x < xlo) | (x > xhi) | (y < ylo) | (y > yhi)
+                ax.scatter(x[~out], y[~out], label=text if ax is gm else None, **kwargs)
+                # off-scale values (degenerate fits of noise images) at the frame's edge, as crosses
+                ax.scatter(np.clip(x[out], xlo, xhi), np.clip(y[out], ylo, yhi), **dict(kwargs, marker="x", s=14,
+                                                                                       lw=0.8))
+        gm.set_xlim(frames["m20"][1], frames["m20"][0])  # M20 decreases to the right, as in Lotz et al.
+        gm.set_ylim(*frames["gini"])
+        ca.set_xlim(*frames["asymmetry"])
+        ca.set_ylim(*frames["concentration"])
+        m20 = np.linspace(*frames["m20"], 50)
         gm.plot(m20, -0.14 * m20 + 0.33, color="0.4", lw=0.6, ls="--", zorder=1)
         gm.plot(m20, 0.14 * m20 + 0.80, color="0.4", lw=0.6, ls=":", zorder=1)
-        gm.set_ylim(ylim)
-        ca.autoscale_view()
         ca.axvline(0.35, color="0.4", lw=0.6, ls="--", zorder=1)
         gm.set_xlabel("M$_{20}$")
         gm.set_ylabel("Gini G")
         ca.set_xlabel("asymmetry A")
         ca.set_ylabel("concentration C")
-        gm.set_title("dashed: merger line; dotted: E/S0/Sa | Sb-Irr (Lotz+ 2008)", fontsize=7)
-        ca.set_title("dashed: A = 0.35 (Conselice 2003)", fontsize=7)
+        gm.set_title("dashed: merger line\ndotted: E/S0/Sa | Sb-Irr (Lotz+ 2008)", fontsize=7)
+        ca.set_title("dashed: A = 0.35 (Conselice 2003)\nx: off-scale, drawn at the edge", fontsize=7)
         fig.legend(loc="outside right upper", title="set (images, failed fits)", title_fontsize=7)
         columns = ["set", "name", "gini", "m20", "concentration", "asymmetry", "failed", "error"]
         return _save(fig, out_stem, table[columns])

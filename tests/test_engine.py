@@ -109,3 +109,27 @@ def test_sharded_inversion_and_generation_gather_to_the_one_shard_files_bit_for_
         gather_tensor_files(parts, tmp_path / f"{stem}_gathered.h5")
         one, gathered = read_tensor_file(tmp_path / f"{stem}.h5"), read_tensor_file(tmp_path / f"{stem}_gathered.h5")
         assert np.array_equal(one.x, gathered.x) and one.names == gathered.names and one.attrs == gathered.attrs
+
+
+def test_physical_relative_error_leaves_out_zero_pixels(tmp_path):
+    """8-bit cutouts have black (0) sky: the relative error there is undefined, not infinite."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    physical = rng.integers(0, 256, size=(3, 3, 6, 6)).astype(np.float64)
+    physical[:, :, :3] = 0.0  # half of every image is black sky
+    record = fit_normalization(physical, "linear", lo=0.0, hi=255.0, units=[None] * 3,
+                               channel_names=["r", "g", "b"], channel_mode="identity")
+    x, _ = record.to_normalized(physical)
+    images = write_tensor_file(tmp_path / "t.h5", x, ["a", "b", "c"], "images",
+                               {"normalization": record.to_json()}, split=["fewshot"] * 3)
+    rec_x, _ = record.to_normalized(physical * 1.1 + 1.0)
+    write_tensor_file(tmp_path / "rec.h5", rec_x, ["a", "b", "c"], "reconstruction", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or division warnings
+        table = reconstruction_table(images, tmp_path / "rec.h5")
+    real = physical[:, :, 3:].reshape(3, -1)
+    rec = np.clip(physical * 1.1 + 1.0, 0, 255)[:, :, 3:].reshape(3, -1)
+    ok = real != 0
+    expected = [np.median(np.abs(rec[i][ok[i]] - real[i][ok[i]]) / real[i][ok[i]]) for i in range(3)]
+    np.testing.assert_allclose(table.iloc[:, -1], expected, rtol=1e-5)

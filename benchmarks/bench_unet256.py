@@ -1,0 +1,110 @@
+"""Image-forwards per second of the paper's 256x256 DDPM UNet, and the fraction of the GPU's peak.
+
+Run from the repository root on a GPU machine, e.g.::
+
+    .venv/bin/python benchmarks/bench_unet256.py --batch 64 128 --precision bf16 --compile
+    .venv/bin/python benchmarks/bench_unet256.py --device cpu --batch 1 --iters 1   # a smoke run
+
+The UNet is the architecture of the diffusers checkpoints google/ddpm-celebahq-256 (and church,
+bedroom, cat): block_out_channels (128, 128, 256, 256, 512, 512), two ResNet blocks per level,
+attention at 16x16; random weights (throughput does not depend on them). Each configuration runs
+``eps_fn`` of ``discoverydiff.diffusion.prepare_eps_fn`` (autocast, channels_last, torch.compile)
+as the workflow's rules do. FLOPs per forward are counted by torch.utils.flop_counter (a
+multiply-add counts 2); the fraction of peak uses ``--peak-tflops`` (H100 SXM bf16 dense: 989).
+Also reported: eps of the fast configuration against fp32 eager on the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+from _common import sync
+from diffusers import UNet2DModel
+
+from discoverydiff.diffusion import linear_betas, prepare_eps_fn, resolve_device
+from discoverydiff.models import EpsModel
+
+DDPM_256 = {
+    "sample_size": 256, "in_channels": 3, "out_channels": 3, "layers_per_block": 2,
+    "block_out_channels": (128, 128, 256, 256, 512, 512),
+    "down_block_types": ("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D",
+                         "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+    "downsample_padding": 0, "flip_sin_to_cos": False, "freq_shift": 1, "norm_eps": 1e-6,
+    "norm_num_groups": 32, "attention_head_dim": None, "act_fn": "silu", "time_embedding_type": "positional",
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--iters", type=int, default=10, help="timed forwards per batch size")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense peak of the precision (H100 bf16)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    model = EpsModel(UNet2DModel(**DDPM_256), linear_betas(), "ddpm-celebahq-256 architecture, random weights",
+                     3, 256).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    flops = _flops_per_forward(model)
+    eager = prepare_eps_fn(model, device, "fp32", compile=False, channels_last=False)
+    x = torch.randn((min(args.batch), 3, 256, 256), device=device)
+    t = torch.full((len(x),), 500, device=device)
+    with torch.no_grad():
+        reference = eager(x, t).float()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    fast = prepare_eps_fn(model, device, args.precision, compile=args.compile)
+    with torch.no_grad():
+        fast_eps = fast(x, t).float()
+    err = float((fast_eps - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt())
+
+    rows = []
+    for batch in args.batch:
+        xb = torch.randn((batch, 3, 256, 256), device=device)
+        tb = torch.full((batch,), 500, device=device)
+        with torch.no_grad():
+            for _ in range(2):  # warm-up: cuDNN autotuning, compilation for this shape
+                fast(xb, tb)
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(args.iters):
+                fast(xb, tb)
+            sync(device)
+        seconds = (time.perf_counter() - start) / args.iters
+        rate = batch / seconds
+        rows.append({"batch": batch, "seconds_per_forward": seconds, "image_forwards_per_s": rate,
+                     "tflops": rate * flops / 1e12, "fraction_of_peak": rate * flops / 1e12 / args.peak_tflops})
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"DDPM-256 UNet: {n_params / 1e6:.1f} M parameters, {flops / 1e9:.1f} GFLOP per forward; {name}; "
+          f"{args.precision}, compile={args.compile}; eps vs fp32 eager: relative RMS {err:.2e}")
+    print(f"{'batch':>6} {'ms/forward':>11} {'img-fwd/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
+    for r in rows:
+        print(f"{r['batch']:>6} {1e3 * r['seconds_per_forward']:>11.1f} {r['image_forwards_per_s']:>10.1f} "
+              f"{r['tflops']:>8.1f} {r['fraction_of_peak']:>8.1%}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"device": name, "torch": torch.__version__, "args": vars(args), "params": n_params,
+                       "flops_per_forward": flops, "eps_relative_rms_vs_fp32": err, "rows": rows}, fh, indent=2)
+
+
+def _flops_per_forward(model) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, t = torch.randn((1, 3, 256, 256)), torch.full((1,), 500)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, t)
+    return int(counter.get_total_flops())
+
+
+if __name__ == "__main__":
+    main()
