@@ -54,6 +54,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    args.candidates = -(-args.candidates // 20) * 20  # whole pairs: 20 slerp points each
     g = torch.Generator().manual_seed(0)
     shape = tuple(args.shape)
     mean = 0.6 * torch.randn(shape, generator=g)

@@ -10,7 +10,8 @@ bedroom, cat): block_out_channels (128, 128, 256, 256, 512, 512), two ResNet blo
 attention at 16x16; random weights (throughput does not depend on them). Each configuration runs
 ``eps_fn`` of ``discoverydiff.diffusion.prepare_eps_fn`` (autocast, channels_last, torch.compile)
 as the workflow's rules do. FLOPs per forward are counted by torch.utils.flop_counter (a
-multiply-add counts 2); the fraction of peak uses ``--peak-tflops`` (H100 SXM bf16 dense: 989).
+multiply-add counts 2); the fraction of peak uses ``--peak-tflops`` (default: H100 SXM dense
+peaks, 989 TFLOP/s for bf16/fp16 and 67 for fp32).
 Also reported: eps of the fast configuration against fp32 eager on the same inputs.
 """
 
@@ -46,10 +47,13 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--iters", type=int, default=10, help="timed forwards per batch size")
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense peak of the precision (H100 bf16)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="dense peak of the precision (default: H100 SXM, 989 for bf16/fp16, 67 for fp32)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
+    if args.peak_tflops is None:
+        args.peak_tflops = 67.0 if args.precision == "fp32" else 989.0
     device = resolve_device(args.device)
     torch.manual_seed(0)
     model = EpsModel(UNet2DModel(**DDPM_256), linear_betas(), "ddpm-celebahq-256 architecture, random weights",

@@ -154,7 +154,7 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
 
     The physical error is the median over pixels of |x_rec - x| / |x| after mapping both
     through the dataset's normalization record (for log10 fields, a median relative error);
-    pixels whose true value is exactly 0 are left out (NaN for an image of zeros).
+    pixels whose true value is 0 are left out (NaN for an image of zeros).
     Both files are streamed in batches, so memory does not grow with the set.
     """
     import pandas as pd
@@ -162,6 +162,7 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
     record_json = read_attrs(images_path).get("normalization")
     record = NormalizationRecord.from_json(record_json) if record_json else None
     names, mse, rel_err = [], [], []
+    zero = _physical_zero(record) if record is not None else None
     pairs = zip(iter_batches(images_path, batch_size, split), iter_batches(reconstruction_path, batch_size))
     for (_, real, real_names), (_, rec, rec_names) in pairs:
         if rec_names != real_names:
@@ -171,8 +172,9 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
         mse.append(((rec - real) ** 2).reshape(len(real), -1).mean(axis=1))
         if record is not None:
             phys_real, phys_rec = record.to_physical(real), record.to_physical(np.clip(rec, -1, 1))
-            # relative error is undefined where the true value is 0 (e.g. black sky in 8-bit cutouts)
-            nonzero = phys_real != 0
+            # relative error is undefined where the true value is 0 (e.g. black sky in 8-bit cutouts),
+            # which the float32 round trip may have turned into a tiny number
+            nonzero = (phys_real != 0) & (phys_real != zero)
             rel = np.full(phys_real.shape, np.nan)
             np.divide(np.abs(phys_rec - phys_real), np.abs(phys_real), out=rel, where=nonzero)
             rel = rel.reshape(len(rel), -1)
@@ -188,6 +190,16 @@ def reconstruction_table(images_path, reconstruction_path, split: str | None = S
         unit = ",".join(u or "dimensionless" for u in record.units)
         table[f"median_relative_error_physical [{unit}]"] = np.concatenate(rel_err)
     return table
+
+
+def _physical_zero(record: NormalizationRecord) -> np.ndarray:
+    """(1, C, 1, 1): what a physical 0 reads after the record's float32 round trip (NaN where 0
+    lies outside the record's range or domain, e.g. under log10, so that no pixel matches)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normalized, clipped = record.to_normalized(np.zeros((1, record.source_channels, 1, 1)))
+    back = record.to_physical(normalized)
+    back[clipped.reshape(back.shape) | ~np.isfinite(back)] = np.nan
+    return back
 
 
 def write_csv_atomic(table, path, **to_csv) -> None:

@@ -701,7 +701,9 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
             ax.set_xscale("log")
             ax.set_yscale("log")
         top.set_ylim(bottom=floor)
-        # ratios span a decade or two: plain numbers at 1, 2, 5 x 10^n, no minor labels
+        # ratios: plain numbers at 1, 2, 5 x 10^n, no minor labels, and at least 0.5 to 2 shown
+        low, high = bottom.get_ylim()
+        bottom.set_ylim(min(low, 0.5), max(high, 2.0))
         bottom.yaxis.set_major_locator(mpl.ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
         bottom.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         bottom.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())

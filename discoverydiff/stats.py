@@ -223,10 +223,11 @@ def radial_power_spectrum(maps, boxlength=1.0, n_bins: int | None = None, bins=N
     backend : {"numpy", "torch"}
         Where the FFTs run; both agree to round-off.
     precision : {"float64", "float32"}
-        Of the mean subtraction, window and FFT (the binned sums are always float64).
-        float64 (default) agrees with powerbox to round-off (about 1e-14 per bin). float32
-        moves a quarter of the bytes and runs 2 to 5 times faster on CPUs (and GPUs); its
-        per-bin relative difference from float64 is about 1e-6 for k^-3 fields of 256^2
+        Of the FFT. float64 (default) agrees with powerbox to round-off (about 1e-14 per
+        bin). float32 runs the FFT in single precision, 2 to 5 times faster on CPUs (and
+        GPUs); the mean subtraction and window stay at the maps' precision (float64 maps
+        keep float64 there) and |FT|^2 and the bin sums are float64. Its per-bin relative
+        difference from float64 is about 1e-6 for k^-3 fields of 256^2
         (benchmarks/README.md) and grows with the spectrum's dynamic range: keep float64
         for spectra spanning more than about 7 decades.
     device : str
@@ -298,18 +299,29 @@ def _binned_power_numpy(maps, index, multiplicity, n_out, subtract_mean, overden
                         precision="float64"):
     from scipy import sparse
 
-    dtype = np.dtype(precision)
-    window = None if window is None else window.astype(dtype)
+    fft_dtype, work_dtype = _precisions(precision, maps.dtype == np.float64, np)
+    window = None if window is None else window.astype(work_dtype)
     n_modes = index.size
     binning = sparse.csr_array((multiplicity, (np.arange(n_modes), index)), shape=(n_modes, n_out + 1))
     sums = np.empty((maps.shape[0], n_out))
     for start in range(0, maps.shape[0], chunk_size):
-        chunk = np.asarray(maps[start:start + chunk_size], dtype=dtype)
-        chunk = _prepare_fields(chunk, subtract_mean, overdensity, window)
-        ft = np.fft.rfft2(chunk)  # complex64 for float32 input (NumPy >= 2)
-        mode_power = (ft.real**2 + ft.imag**2).reshape(chunk.shape[0], -1).astype(np.float64, copy=False)
+        chunk = np.asarray(maps[start:start + chunk_size], dtype=work_dtype)
+        chunk = _prepare_fields(chunk, subtract_mean, overdensity, window).astype(fft_dtype, copy=False)
+        ft = np.fft.rfft2(chunk).astype(np.complex128, copy=False)  # complex64 for float32 (NumPy >= 2)
+        mode_power = (ft.real**2 + ft.imag**2).reshape(chunk.shape[0], -1)
         sums[start:start + chunk.shape[0]] = (binning.T @ mode_power.T).T[:, :n_out]
     return sums
+
+
+def _precisions(precision: str, maps_are_float64: bool, lib):
+    """(FFT dtype, dtype of the mean subtraction and window) of numpy or torch.
+
+    The mean is removed at the maps' own precision (float64 maps keep it) before a float32
+    FFT, so that a large mean does not cost the fluctuations their digits; |FT|^2 is always
+    formed in float64, where it cannot overflow.
+    """
+    fft = getattr(lib, precision)
+    return fft, (lib.float64 if maps_are_float64 or precision == "float64" else lib.float32)
 
 
 def _binned_power_torch(maps, index, multiplicity, n_out, subtract_mean, overdensity, window, chunk_size, device,
@@ -317,17 +329,17 @@ def _binned_power_torch(maps, index, multiplicity, n_out, subtract_mean, overden
     import torch
 
     dev = torch.device(device)
-    dtype = getattr(torch, precision)
+    fft_dtype, work_dtype = _precisions(precision, maps.dtype == np.float64, torch)
     index_t = torch.as_tensor(index, dtype=torch.long, device=dev)
     mult_t = torch.as_tensor(multiplicity, dtype=torch.float64, device=dev)
-    window_t = None if window is None else torch.as_tensor(window, dtype=dtype, device=dev)
+    window_t = None if window is None else torch.as_tensor(window, dtype=work_dtype, device=dev)
     out = []
     with torch.no_grad():
         for start in range(0, maps.shape[0], chunk_size):
             chunk = torch.as_tensor(np.ascontiguousarray(maps[start:start + chunk_size]), device=dev)
-            chunk = _prepare_fields(chunk.to(dtype), subtract_mean, overdensity, window_t)
-            ft = torch.fft.rfft2(chunk)
-            mode_power = (ft.real**2 + ft.imag**2).reshape(chunk.shape[0], -1).to(torch.float64) * mult_t
+            chunk = _prepare_fields(chunk.to(work_dtype), subtract_mean, overdensity, window_t).to(fft_dtype)
+            ft = torch.fft.rfft2(chunk).to(torch.complex128)
+            mode_power = (ft.real**2 + ft.imag**2).reshape(chunk.shape[0], -1) * mult_t
             sums = torch.zeros(chunk.shape[0], n_out + 1, dtype=torch.float64, device=dev)
             sums.index_add_(1, index_t, mode_power)
             out.append(sums[:, :n_out].cpu().numpy())

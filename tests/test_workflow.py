@@ -182,13 +182,16 @@ def test_sharded_run_gives_the_one_shard_results(tmp_path, monkeypatch):
                                                                                   "comparison.csv")]
     config = copy.deepcopy(TINY_DEMO)
     config["diffusion"]["eta"] = 0.5  # fresh noise per step: also the per-image generators are sharded right
+    config["diffusion"]["batch_size"] = 2  # shards hold whole batches: 6 few-shot rows are 3 batches
     runs = {}
     for shards in (1, 3):
         config["shards"] = shards
         run = snakemake(tmp_path / f"shards{shards}", config, *targets)
         assert run.returncode == 0, run.stderr[-3000:]
         runs[shards] = tmp_path / f"shards{shards}"
-    assert len(list((runs[3] / "results/radiation/shards").glob("latents_*-of-3.h5"))) == 3
+    for group, name in (("radiation", "latents"), ("galaxies", "reconstruction"), ("base_model", "samples")):
+        shards = sorted((runs[3] / "results" / group / "shards").glob(f"{name}_*-of-3.h5"))
+        assert len(shards) == 3 and all(len(read_tensor_file(p).names) > 0 for p in shards), (group, name)
     files = sorted(p.relative_to(runs[1]) for p in (runs[1] / "results").rglob("*.h5") if "shards" not in p.parts)
     assert len(files) >= 9
     for rel in files:
