@@ -45,13 +45,19 @@ TINY_DEMO = {
 }
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, config: dict, *args: str) -> tuple[list[str], dict]:
+    """The command line and environment of a Snakemake run of this workflow in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=str(REPO),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return cmd, env
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    cmd, env = snakemake_command(workdir, config, *args)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -202,3 +208,34 @@ def test_sharded_run_gives_the_one_shard_results(tmp_path, monkeypatch):
         for table in ("reconstruction.csv", "comparison.csv", "geometry.csv"):
             pd.testing.assert_frame_equal(pd.read_csv(runs[1] / "results" / dataset / table),
                                           pd.read_csv(runs[3] / "results" / dataset / table), check_exact=True)
+
+
+def test_a_killed_run_leaves_no_half_written_output_and_resumes(tmp_path):
+    """SIGKILL the whole run (Snakemake and its jobs) while the DDIM jobs write: no output is
+    left half-written under its final name, and after ``--unlock`` the next run
+    (rerun-incomplete, as the profiles set) finishes the work and leaves nothing to do."""
+    import signal
+    import time
+
+    cmd, env = snakemake_command(tmp_path, TINY_DEMO, "results/radiation/reconstruction.csv")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    started = tmp_path / "results/radiation/logs/invert_1-of-1.log"
+    deadline = time.monotonic() + 300
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before a DDIM job started"
+    time.sleep(0.3)  # inside the inversion job
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "results/radiation/reconstruction.csv").exists()
+    for path in (tmp_path / "results").rglob("*.h5"):  # whatever exists under a final name is whole
+        read_tensor_file(path)
+
+    unlock = snakemake(tmp_path, TINY_DEMO, "--unlock")  # the killed Snakemake's lock stays behind
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    resumed = snakemake(tmp_path, TINY_DEMO, "results/radiation/reconstruction.csv")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "results/radiation/reconstruction.csv")) == 6
+    dry = snakemake(tmp_path, TINY_DEMO, "-n", "results/radiation/reconstruction.csv")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
