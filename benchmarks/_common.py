@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import torch
 
+from discoverydiff.diffusion import resolve_device
+from discoverydiff.models import EpsModel, load_model
 
-def model_shape(path: str) -> dict:
-    """Resolution and channels of a diffusers UNet2DModel directory, for ``load_model``."""
-    with open(f"{path}/config.json") as fh:
+
+def add_run_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--json``, which every UNet benchmark takes."""
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--json", default=None, help="also write the results here")
+
+
+def load_unet(args: argparse.Namespace) -> tuple[EpsModel, torch.device]:
+    """Apply ``--threads``, load the diffusers UNet2DModel directory ``--model`` and resolve ``--device``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with open(f"{args.model}/config.json") as fh:
         config = json.load(fh)
-    return {"resolution": int(config["sample_size"]), "channels": int(config["in_channels"])}
+    shape = {"resolution": int(config["sample_size"]), "channels": int(config["in_channels"])}
+    return load_model({"source": "diffusers", "path": args.model, **shape}), resolve_device(args.device)
 
 
 def sync(device: torch.device) -> None:

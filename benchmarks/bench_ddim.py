@@ -18,10 +18,9 @@ import platform
 import time
 
 import torch
-from _common import model_shape, sync
+from _common import add_run_arguments, load_unet, sync
 
-from discoverydiff.diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn, resolve_device
-from discoverydiff.models import load_model
+from discoverydiff.diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn
 
 
 def main() -> None:
@@ -34,14 +33,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--json", default=None, help="also write the results here")
+    add_run_arguments(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    model = load_model({"source": "diffusers", "path": args.model, **model_shape(args.model)})
-    device = resolve_device(args.device)
+    model, device = load_unet(args)
     eps_fn = prepare_eps_fn(model, device, args.precision, args.compile)
     settings = DDIMSettings(args.t0, args.steps)
     g = torch.Generator().manual_seed(0)

@@ -37,10 +37,9 @@ import time
 
 import numpy as np
 import torch
-from _common import model_shape, sync
+from _common import add_run_arguments, load_unet, sync
 
-from discoverydiff.diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn, resolve_device
-from discoverydiff.models import load_model
+from discoverydiff.diffusion import DDIMSettings, ddim_generate, ddim_invert, prepare_eps_fn
 
 
 def main() -> None:
@@ -57,14 +56,9 @@ def main() -> None:
     ap.add_argument("--reference-images", type=int, default=None,
                     help="time the one-image reference on this many images (default all) and scale")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each, interleaved; the fastest counts")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--json", default=None, help="also write the results here")
+    add_run_arguments(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    model = load_model({"source": "diffusers", "path": args.model, **model_shape(args.model)})
-    device = resolve_device(args.device)
+    model, device = load_unet(args)
     n_train = len(model.betas)
     t0 = (args.steps - 1) * (n_train // args.steps)
     settings = DDIMSettings(t0, args.steps)

@@ -237,6 +237,11 @@ class References:
         tt = t @ t.T
         return cls(t, i, tt, t @ i.T, torch.diagonal(tt).clone(), (i * i).sum(1))
 
+    @classmethod
+    def of(cls, target, id_latents) -> References:
+        """``target`` itself when it is already a :class:`References`, else built from both sets."""
+        return target if isinstance(target, References) else cls.build(target, id_latents)
+
 
 def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Generator,
                      exclude_self: torch.Tensor | None = None) -> torch.Tensor:
@@ -247,7 +252,7 @@ def criterion_values(points, target, id_latents, n_ref: int, generator: torch.Ge
     (when the points are the targets themselves), which it must not draw. ``target`` may be
     a :class:`References` (then ``id_latents`` is ignored).
     """
-    refs = target if isinstance(target, References) else References.build(target, id_latents)
+    refs = References.of(target, id_latents)
     p = _flat(points)
     return _criteria_from_dots(p @ refs.t.T, p @ refs.i.T, (p * p).sum(1), refs, n_ref, generator, exclude_self)
 
@@ -291,7 +296,7 @@ def _criteria_from_dots(pt: torch.Tensor, pi: torch.Tensor, pp: torch.Tensor, re
 def measure_targets(target, id_latents, n_ref: int, tolerance: dict | float,
                     generator: torch.Generator) -> AcceptanceTargets:
     """Mean and spread of the criteria over the inverted targets, each scored like a candidate."""
-    refs = target if isinstance(target, References) else References.build(target, id_latents)
+    refs = References.of(target, id_latents)
     n_t = refs.t.shape[0]
     values = _criteria_from_dots(refs.tt, refs.ti, refs.t_sq, refs, n_ref, generator, exclude_self=torch.arange(n_t))
     tol = {c: float(tolerance) for c in CRITERIA} if not isinstance(tolerance, dict) else {
@@ -402,9 +407,8 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         src = torch.randint(len(t), (n_pairs,), generator=g)
         draws = prior.sample(n_pairs, g)
         cand = SlerpCandidates.score(refs, src, draws, weights)
-        pair, w, pt, pi, pp = cand.pair, cand.w, cand.pt, cand.pi, cand.pp
-        tried += len(pair)
-        values = _criteria_from_dots(pt, pi, pp, refs, n_ref, g)
+        tried += len(cand.pair)
+        values = _criteria_from_dots(cand.pt, cand.pi, cand.pp, refs, n_ref, g)
         ok = passes(values, targets)
         for k, c in enumerate(CRITERIA):
             pass_counts[c] += int(ok[:, k].sum())
@@ -417,7 +421,8 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
                 break
             accepted.append(cand.latent(j))
             acc_values.append(values[j])
-            acc_names.append(f"discovered_{len(acc_names):05d}<-{names[int(src[pair[j]])]}@w={float(w[j]):.3f}")
+            source = names[int(src[cand.pair[j]])]
+            acc_names.append(f"discovered_{len(acc_names):05d}<-{source}@w={float(cand.w[j]):.3f}")
     if len(acc_names) < n_accept:
         dev = torch.cat(deviations)
         worst = min(CRITERIA, key=lambda c: pass_counts[c])
