@@ -201,6 +201,9 @@ def train_eps_model(
     precision: str = "fp32",
     warmup_steps: int = 0,
     weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
+    snapshot_every: int = 0,
 ) -> dict:
     """Train an eps-predictor with the DDPM "simple" loss (Ho et al. 2020, algorithm 1).
 
@@ -247,6 +250,16 @@ def train_eps_model(
         Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
     weight_decay : float
         AdamW decoupled weight decay (0 is plain Adam, as in Ho et al.).
+    lr_schedule : {"constant", "cosine"}
+        After the warm-up, keep ``lr`` or decay it along a half cosine to 0 at the last step
+        (Loshchilov and Hutter 2017). A decay to 0 lets a short run settle into a minimum that a
+        constant rate keeps jumping around; the EMA then averages over a quieter stretch.
+    on_snapshot : callable, optional
+        ``on_snapshot(step, model)`` every ``snapshot_every`` steps, with ``model`` holding the
+        weights that would be returned if training stopped there (the EMA when there is one).
+        The weights are swapped back before training goes on. For learning curves of sample quality.
+    snapshot_every : int
+        Steps between snapshots (0: none).
 
     Returns
     -------
@@ -255,6 +268,8 @@ def train_eps_model(
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if steps < 0 or batch_size < 1:
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     eps_fn = default_eps_fn if eps_fn is None else eps_fn
@@ -286,9 +301,8 @@ def train_eps_model(
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="train eps-model", disable=not progress, dynamic_ncols=True)
     for step in bar:
-        if warmup_steps > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * min(1.0, (step + 1) / warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, lr, warmup_steps, lr_schedule)
         # Every draw on one CPU generator, in a fixed order: the batches do not depend on the device.
         index = torch.randint(n_images, (batch_size,), generator=generator)
         t = torch.randint(n_timesteps, (batch_size,), generator=generator)
@@ -316,6 +330,11 @@ def train_eps_model(
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
 
         losses.append(float(loss.detach()))
+        if on_snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
+            with _weights_swapped(params, ema):
+                unet.eval()
+                on_snapshot(step + 1, unet)
+                unet.train()
         if progress:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
@@ -333,6 +352,37 @@ def train_eps_model(
                 p.copy_(e)
     unet.train(was_training)
     return {"loss": losses, "steps": steps, "seconds": seconds}
+
+
+@contextlib.contextmanager
+def _weights_swapped(params: list[torch.Tensor], ema: list[torch.Tensor] | None):
+    """Temporarily hold the EMA weights in ``params`` (nothing to do without an EMA)."""
+    if ema is None:
+        yield
+        return
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, e in zip(params, ema):
+            p.copy_(e)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(step: int, steps: int, lr: float, warmup_steps: int = 0, schedule: str = "constant") -> float:
+    """Learning rate of 0-based optimiser ``step`` of ``steps``: linear warm-up, then constant or half-cosine to 0."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "cosine":
+        span = max(1, steps - warmup_steps)
+        return 0.5 * lr * (1.0 + float(np.cos(np.pi * min(1.0, (step - warmup_steps) / span))))
+    return lr
 
 
 def summarize_losses(losses, n_windows: int = 10) -> list[dict]:
@@ -443,14 +493,19 @@ def _json_default(value):
 # ------------------------------------------------------------------------ rule train_base
 
 
-def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "auto", precision: str = "fp32") -> dict:
+def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "auto", precision: str = "fp32",
+                     on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
+                     snapshot_every: int = 0) -> dict:
     """Rule ``train_base``: train the demo-sized base model from config and save it.
 
     The source domain is ``model.source_images`` (see :func:`discoverydiff.models.source_images`),
     the architecture :func:`small_unet_config` at ``model.resolution`` / ``model.channels``, the
     schedule ``model.schedule`` and the optimiser settings ``model.train`` (steps, batch_size,
-    lr, ema_decay). The result is a diffusers checkpoint directory at ``out_dir`` that
-    ``model.source: trained`` with ``model.path: out_dir`` loads.
+    lr, lr_schedule, warmup_steps, ema_decay, init_from). With ``init_from`` (a diffusers
+    checkpoint directory of the same architecture) training continues from those weights, and
+    that checkpoint's own ``training.json`` and weight digest are kept in the new one, so the
+    whole chain of runs stays on record. The result is a diffusers checkpoint directory at
+    ``out_dir`` that ``model.source: trained`` with ``model.path: out_dir`` loads.
 
     Returns
     -------
@@ -465,26 +520,30 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
     schedule = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000,
                 **(model_cfg.get("schedule") or {})}
     train = {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999, "warmup_steps": 0,
-             **(model_cfg.get("train") or {})}
+             "lr_schedule": "constant", "init_from": None, **(model_cfg.get("train") or {})}
     images, description = source_images(model_cfg.get("source_images") or {}, resolution, channels, seed)
     betas = make_betas(schedule["beta_schedule"], int(schedule["num_train_timesteps"]),
                        float(schedule["beta_start"]), float(schedule["beta_end"]))
 
     torch.manual_seed(int(seed))
     unet = UNet2DModel(**small_unet_config(resolution, channels))
+    init = _load_initial_weights(unet, train["init_from"]) if train["init_from"] else None
     n_params = sum(p.numel() for p in unet.parameters())
-    logger.info("training a %d-parameter UNet on %s for %d steps", n_params, description, train["steps"])
+    logger.info("training a %d-parameter UNet on %s for %d steps%s", n_params, description, train["steps"],
+                f" from {train['init_from']}" if init else "")
     result = train_eps_model(unet, images, betas, steps=int(train["steps"]), batch_size=int(train["batch_size"]),
                              lr=float(train["lr"]), seed=int(seed), device=device, ema_decay=train["ema_decay"],
                              precision="bf16" if precision == "bf16" else "fp32", progress=False,
-                             warmup_steps=int(train["warmup_steps"]))
+                             warmup_steps=int(train["warmup_steps"]), lr_schedule=str(train["lr_schedule"]),
+                             on_snapshot=on_snapshot, snapshot_every=snapshot_every)
+    keys = ("steps", "batch_size", "lr", "lr_schedule", "ema_decay", "warmup_steps", "init_from")
     summary = {
         "data": description,
         "n_images": int(images.shape[0]),
         "resolution": resolution,
         "channels": channels,
         "seed": int(seed),
-        "training": {**{k: train[k] for k in ("steps", "batch_size", "lr", "ema_decay", "warmup_steps")},
+        "training": {**{k: train[k] for k in keys},
                      "objective": "DDPM simple loss, eps-prediction (Ho et al. 2020)", "optimizer": "AdamW",
                      "augmentation": "random horizontal flip", "gradient_clip_norm": 1.0,
                      "device": str(device), "torch_threads": torch.get_num_threads(),
@@ -494,5 +553,32 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
                   "init_seed": int(seed), "parameters": n_params},
         "reproduce": "snakemake results/base_model/trained with this model section (rule train_base)",
     }
+    if init:
+        summary["initialized_from"] = init
     save_diffusers_checkpoint(unet.cpu(), out_dir, schedule, extra=summary)
     return summary
+
+
+def _load_initial_weights(unet: torch.nn.Module, path) -> dict:
+    """Load a diffusers checkpoint directory's weights into ``unet``; return its provenance record.
+
+    The record holds the path, the SHA-256 of the safetensors file and that checkpoint's own
+    ``training.json`` (which may itself name an earlier checkpoint).
+    """
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from .errors import InputError
+    from .models import load_state_dict_checked
+
+    path = Path(path)
+    weights = path / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise InputError(path, "model.train.init_from must be a diffusers checkpoint directory holding "
+                               "diffusion_pytorch_model.safetensors")
+    load_state_dict_checked(unet, load_file(str(weights)), weights)
+    record = {"path": str(path), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    if (path / "training.json").is_file():
+        record["training"] = json.loads((path / "training.json").read_text())
+    return record

@@ -125,8 +125,13 @@ def all_targets():
         "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=sample_sets()
     )
     provenance = ["results/provenance/config.yaml", "results/provenance/software.tsv"]
+    base_model = ["results/base_model/source_check.csv"]
     return (
-        expand(per_dataset, dataset=DATASETS) + physical + figure_targets() + provenance
+        expand(per_dataset, dataset=DATASETS)
+        + physical
+        + figure_targets()
+        + provenance
+        + base_model
     )
 
 

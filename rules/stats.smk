@@ -40,3 +40,27 @@ rule stats:
         stats=config["stats"],
     script:
         "../workflow_scripts/stats.py"
+
+
+rule source_check:
+    input:
+        samples="results/base_model/samples.h5",
+    output:
+        report(
+            "results/base_model/source_check.csv",
+            caption="../report/source_check.rst",
+            category="base model",
+            subcategory="tables",
+        ),
+    log:
+        "results/base_model/logs/source_check.log",
+    benchmark:
+        "results/base_model/benchmarks/source_check.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        model=config["model"],
+        seed=config["seed"],
+        check=config["stats"]["source_check"],
+    script:
+        "../workflow_scripts/source_check.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -13,6 +14,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from discoverydiff import training
 from discoverydiff.diffusion import linear_betas
+from discoverydiff.errors import InputError
 from discoverydiff.training import (
     default_eps_fn,
     natural_image_patches,
@@ -316,3 +318,54 @@ def test_train_base_model_writes_a_loadable_reproducible_checkpoint(tmp_path):
         # training moved the weights away from a fresh initialisation
         t = torch.tensor([10, 10])
         assert not torch.allclose(default_eps_fn(fresh.eval(), x, t), model(x, t))
+
+
+def test_learning_rate_schedules_follow_their_closed_forms():
+    lr = 1e-3
+    assert [training.learning_rate(s, 100, lr, 10) for s in (0, 4, 9)] == pytest.approx([1e-4, 5e-4, 1e-3])
+    assert training.learning_rate(50, 100, lr, 10, "constant") == lr
+    # half cosine over the 90 steps after warm-up: lr/2 halfway, lr (1 + cos(pi/9))/2 after 10 steps, 0 at the end
+    assert training.learning_rate(55, 100, lr, 10, "cosine") == pytest.approx(lr / 2)
+    assert training.learning_rate(20, 100, lr, 10, "cosine") == pytest.approx(lr * (1 + np.cos(np.pi / 9)) / 2)
+    assert training.learning_rate(100, 100, lr, 10, "cosine") == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_eps_model(tiny_unet(), np.zeros((2, 3, 16, 16), np.float32), linear_betas(), steps=1,
+                        lr_schedule="linear", progress=False)
+
+
+def test_snapshots_see_the_ema_weights_and_training_goes_on(patches16):
+    seen = {}
+
+    def snapshot(step, unet):
+        seen[step] = [p.detach().clone() for p in unet.parameters()]
+
+    unet = tiny_unet()
+    train_eps_model(unet, patches16, linear_betas(), steps=6, batch_size=4, ema_decay=0.9, progress=False,
+                    on_snapshot=snapshot, snapshot_every=3)
+    assert sorted(seen) == [3, 6]
+    # the snapshot at the last step holds what training returns (the EMA), and differs from step 3
+    for final, snap in zip(unet.parameters(), seen[6]):
+        torch.testing.assert_close(final.detach(), snap)
+    assert any(not torch.equal(a, b) for a, b in zip(seen[3], seen[6]))
+
+
+def test_training_can_continue_from_a_checkpoint_and_records_it(tmp_path):
+    cfg = {"source": "trained", "resolution": 8, "channels": 3, "source_images": {"n": 16},
+           "train": {"steps": 2, "batch_size": 4, "lr": 1e-3}}
+    training.train_base_model(cfg, tmp_path / "first", seed=1, device="cpu")
+    weights = "diffusion_pytorch_model.safetensors"
+    first = (tmp_path / "first" / weights).read_bytes()
+    cont = {**cfg, "train": {**cfg["train"], "init_from": str(tmp_path / "first"), "lr": 1e-9, "ema_decay": None}}
+    summary = training.train_base_model(cont, tmp_path / "second", seed=2, device="cpu")
+    assert summary["initialized_from"]["sha256"] == hashlib.sha256(first).hexdigest()
+    assert summary["initialized_from"]["training"]["training"]["steps"] == 2
+    # at a vanishing learning rate the continued weights are the first run's, not a fresh initialisation
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "first" / weights)), load_file(str(tmp_path / "second" / weights))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    fresh = UNet2DModel(**small_unet_config(8, 3)).state_dict()
+    assert not all(torch.allclose(fresh[k], b[k]) for k in b)
+    with pytest.raises(InputError, match="init_from"):
+        training.train_base_model({**cfg, "train": {**cfg["train"], "init_from": str(tmp_path)}},
+                                  tmp_path / "third", seed=2, device="cpu")
