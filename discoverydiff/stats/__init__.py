@@ -1,0 +1,58 @@
+"""Domain statistics: power spectra, one-point PDFs, galaxy morphology, memorization, distances.
+
+Pure functions over arrays, so that the same numbers come out of the workflow, a notebook
+and the tests. Every statistic names its convention (see each submodule), so that results
+can be compared with other codes. What lives where:
+
+- :mod:`.power`: FFT power spectra (powerbox's convention) and log-log power-law fits
+  (TurbuStat's): :func:`power_spectrum_bin_edges`, :func:`radial_power_spectrum`,
+  :func:`fit_power_law`;
+- :mod:`.onepoint`: one-point statistics (``scipy.stats`` conventions): :func:`pdf_log10`,
+  :func:`pdf_moments`, :func:`wasserstein1`;
+- :mod:`.morphology`: statmorph galaxy morphology (CAS, Gini-M20, Sersic):
+  :func:`galaxy_morphology`;
+- :mod:`.neighbours`: memorization and reproducibility scores (Zhang et al. 2024):
+  :func:`nearest_neighbour_ratios`, :func:`memorization_score`,
+  :func:`paired_cosine_similarity`, :func:`reproducibility_score`,
+  :func:`load_feature_extractor`;
+- :mod:`.comparison`: the comparison table of the workflow's stats rule:
+  :func:`compare_sets`, :func:`dataset_statistics`.
+
+Every public name is re-exported here, so ``from discoverydiff.stats import NAME`` works
+for all of them.
+"""
+
+from __future__ import annotations
+
+from .comparison import FIELD_POWER_OF, compare_sets, dataset_statistics
+from .morphology import MORPHOLOGY_PARAMETERS, galaxy_morphology
+from .neighbours import (
+    load_feature_extractor,
+    memorization_score,
+    nearest_neighbour_ratios,
+    paired_cosine_similarity,
+    reproducibility_score,
+)
+from .onepoint import pdf_log10, pdf_moments, wasserstein1
+from .power import BACKENDS, WINDOWS, fit_power_law, power_spectrum_bin_edges, radial_power_spectrum
+
+__all__ = [
+    "BACKENDS",
+    "FIELD_POWER_OF",
+    "MORPHOLOGY_PARAMETERS",
+    "WINDOWS",
+    "compare_sets",
+    "dataset_statistics",
+    "fit_power_law",
+    "galaxy_morphology",
+    "load_feature_extractor",
+    "memorization_score",
+    "nearest_neighbour_ratios",
+    "paired_cosine_similarity",
+    "pdf_log10",
+    "pdf_moments",
+    "power_spectrum_bin_edges",
+    "radial_power_spectrum",
+    "reproducibility_score",
+    "wasserstein1",
+]
