@@ -7,7 +7,7 @@ file is an independent implementation: every module, parameter name and tensor s
 ``ADMUNet.state_dict()`` has exactly the keys and shapes of ``guided_diffusion.unet.UNetModel``, hence
 
     model = adm_from_flags(AFHQ_DOG_P2_FLAGS)
-    model.load_state_dict(torch.load("afhqdog_p2.pt", map_location="cpu"), strict=True)
+    model.load_state_dict(torch.load("afhqdog_p2.pt", map_location="cpu", weights_only=True), strict=True)
 
 works without renaming anything. The numerics follow guided-diffusion too: the same sinusoidal timestep
 embedding, group normalisation evaluated in float32, the same residual and attention wiring, so an fp32 forward

@@ -1,6 +1,6 @@
 """DDPM noise schedules and the DDIM sampler/inverter of the method.
 
-Conventions (DESIGN.md, REFERENCES.md; Song et al. 2021, DDIM):
+Conventions (docs/method.md, section 2; Song et al. 2021, DDIM):
 
 - ``alpha_bar[t] = prod_{s <= t} (1 - beta[s])`` for ``t = 0 .. T-1``.
 - The timestep sequence of inversion and generation is written once, here::

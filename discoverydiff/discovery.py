@@ -1,4 +1,4 @@
-"""Latent geometry and geometric sampling of new target-domain latents (DESIGN.md, steps 4-5).
+"""Latent geometry and geometric sampling of new target-domain latents (docs/method.md, sections 3-4).
 
 Inverted latents of an unseen domain form a concentrated, Gaussian-like cluster apart
 from the in-domain (ID) latents of the base model. New latents are discovered by

@@ -36,7 +36,7 @@ _PROVENANCE_CARDS = {
     "n_steps": ("NSTEPS", "DDIM steps"),
     "eta": ("ETA", "DDIM eta (0: deterministic)"),
     "seed": ("SEED", "random seed"),
-    "config_sha256": ("CFGSHA", "SHA-256 of the workflow config"),
+    "config_sha256": ("CFGSHA", "SHA-256 of dataset section, model size, seed"),
     "discoverydiff_version": ("DDVERS", "discoverydiff version that wrote the tensors"),
     "source": ("SRCFILE", "tensor file the samples were decoded from"),
     "split": ("SPLIT", "split of the dataset"),

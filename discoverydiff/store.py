@@ -1,6 +1,6 @@
 """Tensor files: the HDF5 files every stage reads and writes.
 
-Layout (see DESIGN.md, "File formats"):
+Layout (docs/formats.md):
 
 - dataset ``x``: float32, shape (N, C, H, W);
 - dataset ``names``: (N,) UTF-8, the source file and index of each row;

@@ -1,6 +1,6 @@
 """Training a small pixel-space DDPM eps-predictor: the base model of the embedded demo.
 
-The method (DESIGN.md, "The method in one page") needs a frozen DDPM trained on ONE
+The method (docs/method.md, section 1) needs a frozen DDPM trained on ONE
 source domain. Paper runs use published 256x256 checkpoints; the CPU demo ships its own
 small model, trained here on crops of the colour photographs bundled with scikit-image
 (a "natural images" source domain that has never seen astrophysical maps or galaxies).
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -217,8 +218,9 @@ def train_eps_model(
     The model's initial weights are the caller's (seed ``torch.manual_seed`` before
     building it).
 
-    With ``ema_decay`` set, an exponential moving average of the weights is kept with
-    the usual warm-up, ``decay_k = min(ema_decay, (1 + k) / (10 + k))`` at step k, so
+    With ``ema_decay`` set, an exponential moving average of the weights is kept by
+    diffusers' ``EMAModel`` with its default warm-up, ``decay = min(ema_decay, n / (9 + n))``
+    at the n-th update (0 at the first), so
     that short runs are not dominated by the initial weights; the average is copied into
     ``unet`` at the end.
 
@@ -290,7 +292,7 @@ def train_eps_model(
     unet.train()
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
-    ema = [p.detach().clone() for p in params] if ema_decay is not None else None
+    ema = EMAModel(params, decay=float(ema_decay)) if ema_decay is not None else None
     autocast = (
         torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
         if precision == "bf16"
@@ -325,16 +327,18 @@ def train_eps_model(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if ema is not None:
-            decay = min(ema_decay, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
+            ema.step(params)
 
         losses.append(float(loss.detach()))
         if on_snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
-            with _weights_swapped(params, ema):
-                unet.eval()
-                on_snapshot(step + 1, unet)
-                unet.train()
+            if ema is not None:
+                ema.store(params)
+                ema.copy_to(params)
+            unet.eval()
+            on_snapshot(step + 1, unet)
+            unet.train()
+            if ema is not None:
+                ema.restore(params)
         if progress:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
@@ -347,29 +351,9 @@ def train_eps_model(
     seconds = time.perf_counter() - start
 
     if ema is not None:
-        with torch.no_grad():
-            for p, e in zip(params, ema):
-                p.copy_(e)
+        ema.copy_to(params)
     unet.train(was_training)
     return {"loss": losses, "steps": steps, "seconds": seconds}
-
-
-@contextlib.contextmanager
-def _weights_swapped(params: list[torch.Tensor], ema: list[torch.Tensor] | None):
-    """Temporarily hold the EMA weights in ``params`` (nothing to do without an EMA)."""
-    if ema is None:
-        yield
-        return
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        for p, e in zip(params, ema):
-            p.copy_(e)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for p, s in zip(params, saved):
-                p.copy_(s)
 
 
 LR_SCHEDULES = ("constant", "cosine")

@@ -154,7 +154,7 @@ def test_afhq_dog_p2_full_size():
     n_ours, n_theirs = count_parameters(ours), sum(p.numel() for p in theirs.parameters())
     print(f"AFHQ-dog P2 ADM parameters: ours {n_ours:,}, guided-diffusion {n_theirs:,}")
     assert abs(n_ours - n_theirs) <= 0.02 * n_theirs
-    assert abs(n_theirs - 93e6) <= 0.02 * 93e6  # REFERENCES.md / the P2-weighting README: "93M"
+    assert abs(n_theirs - 93e6) <= 0.02 * 93e6  # docs/references.md / the P2-weighting README: "93M"
 
     # The README's command line leaves channel_mult at "", which must resolve to the written-out value.
     with torch.device("meta"):

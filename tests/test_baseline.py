@@ -6,7 +6,7 @@ import torch
 
 from discoverydiff.baseline import finetune_and_sample
 from discoverydiff.diffusion import DDIMSettings, linear_betas
-from discoverydiff.engine import RunOptions
+from discoverydiff.engine import RunOptions, sample_from_noise
 from discoverydiff.errors import ConfigError
 from discoverydiff.models import EpsModel, analytic_model
 from discoverydiff.store import read_tensor_file, write_tensor_file
@@ -36,6 +36,11 @@ def test_finetune_trains_a_copy_and_samples(tmp_path):
     assert out.x.shape == (5, 3, 8, 8) and out.attrs["finetune"]["steps"] == 8
     assert out.attrs["model"].startswith("finetuned(diffusers:tiny")
     assert out.attrs["dataset"] == "d"
+    # the samples come from the fine-tuned copy: the base model from the same noise gives other images
+    sample_from_noise(model.eval(), tmp_path / "base.h5", 5, DDIMSettings(900, 5), RunOptions(batch_size=4), seed=1)
+    base = read_tensor_file(tmp_path / "base.h5").x
+    assert np.abs(out.x - base).mean() > 1e-3
+    assert out.attrs["finetune"]["last_loss"] != out.attrs["finetune"]["first_loss"]
 
 
 def test_closed_form_models_cannot_be_finetuned(tmp_path):

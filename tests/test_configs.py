@@ -38,7 +38,7 @@ def test_paper_config_pairs_validate_with_the_paper_settings(model, data):
     validate(config, schema=SCHEMA)  # fills the defaults in place
     assert config["model"]["resolution"] == 256
     assert (config["diffusion"]["t0"], config["diffusion"]["n_inv_step"], config["diffusion"]["eta"]) == (900, 80, 0.0)
-    assert timestep_sequence(900, 80)[:4] == [0, 11, 22, 34]  # REFERENCES.md
+    assert timestep_sequence(900, 80)[:4] == [0, 11, 22, 34]  # docs/method.md, section 2
     assert (config["discovery"]["n_slerp"], config["discovery"]["n_ref"]) == (20, 10)
     assert all(dataset["kind"] in ("field", "galaxy") for dataset in config["datasets"].values())
     # every path a user must supply is marked, in the file where it is set

@@ -1,9 +1,12 @@
 """DDIM against closed forms: the index sequence, the schedule, and the probability-flow
 solution for Gaussian data, where the exact inversion map is known."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from discoverydiff.diffusion import (
     DDIMSettings,
@@ -11,6 +14,7 @@ from discoverydiff.diffusion import (
     cosine_betas,
     ddim_generate,
     ddim_invert,
+    ddim_step,
     linear_betas,
     timestep_sequence,
 )
@@ -24,8 +28,15 @@ def test_sequence_matches_the_formula_and_reference_values():
     assert timestep_sequence(100, 5) == [0, 25, 50, 75, 100]
     assert timestep_sequence(10, 3) == [0, 5, 10]
     assert timestep_sequence(999, 2) == [0, 999]
-    for t0, n in [(900, 80), (500, 7), (999, 100), (37, 11)]:
-        assert timestep_sequence(t0, n) == [int(s) for s in np.linspace(0, 1, n) * t0]
+    # against exact rational arithmetic: floor(k t0 / (n - 1)), except where that ratio is an
+    # integer and float rounding of linspace may land just below it (then either neighbour)
+    for t0, n in [(900, 80), (500, 7), (999, 100), (37, 11), (1000, 37)]:
+        seq = timestep_sequence(t0, n)
+        assert len(seq) == n and seq[0] == 0 and seq[-1] == t0
+        for k, got in enumerate(seq):
+            exact = Fraction(k * t0, n - 1)
+            allowed = {int(exact), int(exact) - 1} if exact.denominator == 1 and 0 < k < n - 1 else {int(exact)}
+            assert got in allowed, (t0, n, k, got, exact)
     with pytest.raises(ConfigError, match="at least 2"):
         timestep_sequence(900, 1)
 
@@ -133,3 +144,22 @@ def test_cpu_runs_are_bitwise_reproducible():
     g2 = ddim_generate(model, z1, model.alpha_bar, s, torch.Generator().manual_seed(9))
     g3 = ddim_generate(model, z1, model.alpha_bar, s, torch.Generator().manual_seed(10))
     assert torch.equal(g1, g2) and not torch.equal(g1, g3)
+
+
+@pytest.mark.parametrize("eta", [0.3, 1.0])
+def test_stochastic_ddim_steps_match_diffusers(eta):
+    """eta > 0 against diffusers' DDIMScheduler, an independent implementation, with the same noise."""
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                              clip_sample=False, set_alpha_to_one=True, prediction_type="epsilon")
+    scheduler.set_timesteps(50)  # steps of 20 train timesteps
+    g = torch.Generator().manual_seed(0)
+    for t in (980, 500, 20, 0):
+        x = torch.randn((2, 3, 8, 8), generator=g, dtype=torch.float64)
+        eps = torch.randn((2, 3, 8, 8), generator=g, dtype=torch.float64)
+        noise = torch.randn((2, 3, 8, 8), generator=g, dtype=torch.float64)
+        # diffusers keeps alpha_bar in float32: give both the same values, so only the updates differ
+        abar = scheduler.alphas_cumprod.double()
+        a_next = float(abar[t - 20]) if t >= 20 else 1.0
+        theirs = scheduler.step(eps, t, x, eta=eta, variance_noise=noise).prev_sample
+        ours = ddim_step(x, eps, float(abar[t]), a_next, eta, noise)
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)  # float32 coefficients in diffusers

@@ -92,7 +92,14 @@ def test_accepted_candidates_satisfy_the_criteria_and_seed_reproduces(clusters):
     target, ids, _ = clusters
     result = discover(target, ids, n_accept=12, seed=3, n_ref=10, tolerance=2.0, max_candidates=20000)
     assert result.latents.shape == (12, 3, 16, 16) and len(result.names) == 12
-    assert passes(result.criteria, result.targets).all()
+    # with every reference drawn the first two criteria are plain means: recompute them from the
+    # accepted latents with the geometry functions (checked by hand above), not from the scorer's numbers
+    full = discover(target, ids, n_accept=6, seed=3, n_ref=1000, tolerance=2.0, max_candidates=20000)
+    latents = full.latents.double()
+    direct = torch.stack([pairwise_distances(latents, ids).mean(1), angles_at_origin(latents, target).mean(1)], 1)
+    torch.testing.assert_close(full.criteria[:, :2], direct, rtol=1e-5, atol=1e-4)
+    for k, name in enumerate(CRITERIA[:2]):
+        assert (abs(direct[:, k] - full.targets.mean[name]) <= 2.0 * full.targets.std[name] + 1e-4).all()
     # re-scoring with fresh references keeps them near the target windows (statistical, loose)
     again = criterion_values(result.latents, target, ids, 10, torch.Generator().manual_seed(99))
     assert passes(again, type(result.targets)(result.targets.mean, result.targets.std,
@@ -145,3 +152,18 @@ def test_candidates_scored_from_dot_products_equal_the_formed_slerps(clusters):
     full = criterion_values(formed, target, ids, 1000, torch.Generator().manual_seed(3))
     torch.testing.assert_close(full[:, 0], pairwise_distances(formed, ids).mean(1))
     torch.testing.assert_close(full[:, 1], angles_at_origin(formed, target).mean(1))
+
+
+def test_angle_pairs_against_a_closed_form():
+    """At p = c (e_1 + ... + e_n), between orthonormal targets e_a, e_b, every pair has
+    cos = (n c^2 - 2 c) / (1 - 2 c + n c^2), whichever pairs the scorer draws."""
+    n, c = 5, 0.3
+    target = torch.eye(n, 12, dtype=torch.float64)  # 5 orthonormal vectors in 12 dimensions
+    ids = torch.randn((7, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    p = c * target.sum(0, keepdim=True)
+    expected = math.degrees(math.acos((n * c * c - 2 * c) / (1 - 2 * c + n * c * c)))
+    values = criterion_values(p, target, ids, 4, torch.Generator().manual_seed(1))
+    assert float(values[0, 2]) == pytest.approx(expected, abs=1e-9)
+    # at the origin, between any two orthonormal targets: 90 degrees
+    values = criterion_values(torch.zeros(1, 12, dtype=torch.float64), target, ids, 4, torch.Generator().manual_seed(2))
+    assert float(values[0, 2]) == pytest.approx(90.0, abs=1e-9)
