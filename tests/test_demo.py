@@ -209,6 +209,16 @@ def test_sersic_bn_known_values():
         demo.sersic_bn(0.0)
 
 
+def test_sersic_bn_is_the_exact_half_light_root():
+    # b_n solves gamma(2n, b_n) = Gamma(2n) / 2, i.e. the regularised P(2n, b_n) = 1/2.
+    from scipy.special import gammainc, gammaincinv
+
+    for n in np.linspace(0.2, 8.0, 40):
+        b_n = demo.sersic_bn(n)
+        assert b_n == pytest.approx(gammaincinv(2.0 * n, 0.5), rel=1e-12), n
+        assert gammainc(2.0 * n, b_n) == pytest.approx(0.5, abs=1e-12), n
+
+
 @pytest.mark.parametrize("n, r_eff, size", [(1.0, 8.0, 161), (4.0, 4.0, 257), (4.0, 1.0, 65)])
 def test_sersic_total_flux(n, r_eff, size):
     centre = (size - 1) / 2 + 0.3
