@@ -39,6 +39,8 @@ from .store import sha256_file
 log = logging.getLogger(__name__)
 
 MODEL_SOURCES = ("diffusers", "adm", "trained", "analytic_gaussian", "empirical")
+#: Network outputs a diffusers checkpoint may declare in scheduler_config.json.
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 class EpsModel(torch.nn.Module):
@@ -53,16 +55,28 @@ class EpsModel(torch.nn.Module):
         Provenance string (source, path, weights hash).
     channels, resolution : int
         Image channels C and side H = W the model takes.
+    prediction_type : {"epsilon", "v_prediction", "sample"}
+        What ``net`` outputs (diffusers' names): eps itself; the velocity
+        ``v = sqrt(a) eps - sqrt(1 - a) x0``, turned into ``eps = sqrt(a) v + sqrt(1 - a) x_t``;
+        or the clean image x0, turned into ``eps = (x_t - sqrt(a) x0) / sqrt(1 - a)``. Both
+        conversions are exact, so every model looks like an eps-predictor to the DDIM engine.
     """
 
-    def __init__(self, net: torch.nn.Module, betas: np.ndarray, name: str, channels: int, resolution: int):
+    def __init__(self, net: torch.nn.Module, betas: np.ndarray, name: str, channels: int, resolution: int,
+                 prediction_type: str = "epsilon"):
         super().__init__()
+        if prediction_type not in PREDICTION_TYPES:
+            raise ConfigError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         self.net = net
         self.betas = np.asarray(betas, dtype=np.float64)
         self.alpha_bar = alphas_cumprod(self.betas)
         self.name = name
         self.channels = channels
         self.resolution = resolution
+        self.prediction_type = prediction_type
+        # sqrt(alpha_bar), sqrt(1 - alpha_bar) per timestep, moved with the model (not saved with it)
+        root = torch.from_numpy(np.stack([np.sqrt(self.alpha_bar), np.sqrt(1.0 - self.alpha_bar)], axis=1))
+        self.register_buffer("_roots", root, persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """eps for x (B, C, H, W) at integer timesteps t (B,)."""
@@ -70,7 +84,13 @@ class EpsModel(torch.nn.Module):
         out = getattr(out, "sample", out)
         if out.shape[1] == 2 * x.shape[1]:  # learned sigma: [eps, variance interpolation]
             out = out[:, : x.shape[1]]
-        return out
+        if self.prediction_type == "epsilon":
+            return out
+        roots = self._roots[t.to(self._roots.device)].to(device=x.device, dtype=out.dtype)
+        sqrt_a, sqrt_1ma = roots[:, 0, None, None, None], roots[:, 1, None, None, None]
+        if self.prediction_type == "v_prediction":
+            return sqrt_a * out + sqrt_1ma * x.to(out.dtype)
+        return (x.to(out.dtype) - sqrt_a * out) / sqrt_1ma
 
 
 # ----------------------------------------------------------------------------- closed-form models
@@ -175,11 +195,13 @@ def load_diffusers_unet(path, source: str = "diffusers") -> EpsModel:
         if candidate.exists():
             sched = json.loads(candidate.read_text())
             break
-    if sched.get("prediction_type", "epsilon") != "epsilon":
-        raise InputError(path, f"predicts {sched['prediction_type']!r}; the method needs an eps-predictor")
+    prediction = sched.get("prediction_type", "epsilon")
+    if prediction not in PREDICTION_TYPES:
+        raise InputError(path, f"scheduler_config.json declares prediction_type {prediction!r}; "
+                               f"supported are {', '.join(PREDICTION_TYPES)}")
     betas = _schedule_from(sched)
     name = f"{source}:{path}:sha256={sha256_file(weights[0])[:16]}"
-    return EpsModel(net.eval(), betas, name, int(net.config.in_channels), int(net.config.sample_size))
+    return EpsModel(net.eval(), betas, name, int(net.config.in_channels), int(net.config.sample_size), prediction)
 
 
 def _read_state_dict(path: Path) -> dict:

@@ -203,6 +203,7 @@ def train_eps_model(
     warmup_steps: int = 0,
     weight_decay: float = 0.0,
     lr_schedule: str = "constant",
+    prediction_type: str = "epsilon",
     on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
     snapshot_every: int = 0,
 ) -> dict:
@@ -252,6 +253,15 @@ def train_eps_model(
         Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
     weight_decay : float
         AdamW decoupled weight decay (0 is plain Adam, as in Ho et al.).
+    prediction_type : {"epsilon", "v_prediction"}
+        What the network's output is trained to be: the noise eps (Ho et al. 2020), or the
+        velocity ``v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0`` (Salimans and Ho 2022),
+        from which ``eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t`` exactly. At high noise
+        the eps of a v-model is x_t plus the network's output times sqrt(alpha_bar) (0.0064 at
+        t = 999), so the network's errors are not amplified into the clean-image estimate
+        ``x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)``, as they are for an
+        eps-network (by 1 / sqrt(alpha_bar) = 157 at t = 999), which deterministic DDIM
+        sampling integrates over every step.
     lr_schedule : {"constant", "cosine"}
         After the warm-up, keep ``lr`` or decay it along a half cosine to 0 at the last step
         (Loshchilov and Hutter 2017). A decay to 0 lets a short run settle into a minimum that a
@@ -270,6 +280,8 @@ def train_eps_model(
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if prediction_type not in TRAINED_PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {TRAINED_PREDICTION_TYPES}, got {prediction_type!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if steps < 0 or batch_size < 1:
@@ -316,9 +328,10 @@ def train_eps_model(
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         ab = alpha_bar[t][:, None, None, None]
         x_t = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+        target = noise if prediction_type == "epsilon" else ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
         with autocast:
-            eps_pred = eps_fn(unet, x_t, t)
-        loss = torch.nn.functional.mse_loss(eps_pred.float(), noise)
+            prediction = eps_fn(unet, x_t, t)
+        loss = torch.nn.functional.mse_loss(prediction.float(), target)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss at step {step}; lower lr (now {lr})")
 
@@ -357,6 +370,8 @@ def train_eps_model(
 
 
 LR_SCHEDULES = ("constant", "cosine")
+#: The network outputs a diffusers checkpoint may declare (scheduler_config.json ``prediction_type``).
+TRAINED_PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def learning_rate(step: int, steps: int, lr: float, warmup_steps: int = 0, schedule: str = "constant") -> float:
@@ -391,8 +406,8 @@ def save_diffusers_checkpoint(unet, out_dir, betas_info: dict, extra: dict | Non
     """Write a diffusers-format checkpoint directory, atomically.
 
     Contents: ``config.json`` and ``diffusion_pytorch_model.safetensors`` (from
-    ``unet.save_pretrained``), ``scheduler_config.json`` (a ``DDPMScheduler`` with
-    ``prediction_type="epsilon"``), and ``training.json``: ``extra`` (the training
+    ``unet.save_pretrained``), ``scheduler_config.json`` (a ``DDPMScheduler`` with the model's
+    ``prediction_type``), and ``training.json``: ``extra`` (the training
     provenance: data, steps, batch size, lr, seed, losses, wall time), the schedule, and
     the discoverydiff, torch, diffusers and numpy versions. Everything is written to a
     temporary sibling directory first and renamed into place, replacing an existing
@@ -406,7 +421,8 @@ def save_diffusers_checkpoint(unet, out_dir, betas_info: dict, extra: dict | Non
         Destination directory.
     betas_info : dict
         ``num_train_timesteps``, ``beta_start``, ``beta_end`` and optionally
-        ``beta_schedule`` (default ``"linear"``) and ``clip_sample`` (default True).
+        ``beta_schedule`` (default ``"linear"``), ``clip_sample`` (default True) and
+        ``prediction_type`` (default ``"epsilon"``).
     extra : dict, optional
         JSON-serialisable provenance written to ``training.json``.
     """
@@ -426,7 +442,7 @@ def save_diffusers_checkpoint(unet, out_dir, betas_info: dict, extra: dict | Non
     }
     scheduler = DDPMScheduler(
         **schedule,
-        prediction_type="epsilon",
+        prediction_type=str(betas_info.get("prediction_type", "epsilon")),
         clip_sample=bool(betas_info.get("clip_sample", True)),
         variance_type="fixed_small",
     )
@@ -504,7 +520,8 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
     schedule = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000,
                 **(model_cfg.get("schedule") or {})}
     train = {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999, "warmup_steps": 0,
-             "lr_schedule": "constant", "init_from": None, **(model_cfg.get("train") or {})}
+             "lr_schedule": "constant", "init_from": None, "prediction_type": "epsilon",
+             **(model_cfg.get("train") or {})}
     images, description = source_images(model_cfg.get("source_images") or {}, resolution, channels, seed)
     betas = make_betas(schedule["beta_schedule"], int(schedule["num_train_timesteps"]),
                        float(schedule["beta_start"]), float(schedule["beta_end"]))
@@ -519,8 +536,9 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
                              lr=float(train["lr"]), seed=int(seed), device=device, ema_decay=train["ema_decay"],
                              precision="bf16" if precision == "bf16" else "fp32", progress=False,
                              warmup_steps=int(train["warmup_steps"]), lr_schedule=str(train["lr_schedule"]),
+                             prediction_type=str(train["prediction_type"]),
                              on_snapshot=on_snapshot, snapshot_every=snapshot_every)
-    keys = ("steps", "batch_size", "lr", "lr_schedule", "ema_decay", "warmup_steps", "init_from")
+    keys = ("steps", "batch_size", "lr", "lr_schedule", "ema_decay", "warmup_steps", "init_from", "prediction_type")
     summary = {
         "data": description,
         "n_images": int(images.shape[0]),
@@ -528,7 +546,10 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
         "channels": channels,
         "seed": int(seed),
         "training": {**{k: train[k] for k in keys},
-                     "objective": "DDPM simple loss, eps-prediction (Ho et al. 2020)", "optimizer": "AdamW",
+                     "objective": ("DDPM simple loss, eps-prediction (Ho et al. 2020)"
+                                   if train["prediction_type"] == "epsilon" else
+                                   "MSE of the velocity v (Salimans and Ho 2022), uniform timesteps"),
+                     "optimizer": "AdamW",
                      "augmentation": "random horizontal flip", "gradient_clip_norm": 1.0,
                      "device": str(device), "torch_threads": torch.get_num_threads(),
                      "seconds": result["seconds"], "loss_curve": summarize_losses(result["loss"], 12)},
@@ -539,7 +560,8 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
     }
     if init:
         summary["initialized_from"] = init
-    save_diffusers_checkpoint(unet.cpu(), out_dir, schedule, extra=summary)
+    save_diffusers_checkpoint(unet.cpu(), out_dir, {**schedule, "prediction_type": train["prediction_type"]},
+                              extra=summary)
     return summary
 
 

@@ -20,12 +20,12 @@ def _tiny_unet():
                        up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8)
 
 
-def _save_diffusers(tmp_path, beta_end=0.02):
+def _save_diffusers(tmp_path, beta_end=0.02, prediction_type="epsilon"):
     unet = _tiny_unet()
     unet.save_pretrained(tmp_path / "ckpt", safe_serialization=True)
     (tmp_path / "ckpt" / "scheduler_config.json").write_text(json.dumps(
         {"_class_name": "DDPMScheduler", "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": beta_end,
-         "num_train_timesteps": 1000, "prediction_type": "epsilon"}))
+         "num_train_timesteps": 1000, "prediction_type": prediction_type}))
     return unet, tmp_path / "ckpt"
 
 
@@ -114,3 +114,34 @@ def test_bad_checkpoints(tmp_path):
         load_model({"source": "stable-diffusion"})
     with pytest.raises(ConfigError, match="model.path is required"):
         load_model({"source": "diffusers"})
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+def test_v_and_sample_models_step_like_diffusers(tmp_path, prediction_type):
+    """A checkpoint that predicts v or x0 becomes an eps-model whose DDIM step is diffusers' own step."""
+    from diffusers import DDIMScheduler
+
+    from discoverydiff.diffusion import ddim_step
+
+    unet, path = _save_diffusers(tmp_path, prediction_type=prediction_type)
+    model = load_model({"source": "diffusers", "path": str(path), "resolution": 16, "channels": 3})
+    assert model.prediction_type == prediction_type
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                              clip_sample=False, set_alpha_to_one=True, prediction_type=prediction_type)
+    scheduler.set_timesteps(20)  # steps of 50 train timesteps
+    abar = scheduler.alphas_cumprod.double()
+    x, _ = _inputs()
+    for t in (950, 500, 50):
+        ts = torch.full((2,), t)
+        with torch.no_grad():
+            raw = unet(x, ts).sample
+            eps = model(x, ts)
+        theirs = scheduler.step(raw, t, x, eta=0.0).prev_sample
+        ours = ddim_step(x.double(), eps.double(), float(abar[t]), float(abar[t - 50])).float()
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_prediction_type_is_refused(tmp_path):
+    _, path = _save_diffusers(tmp_path, prediction_type="flow")
+    with pytest.raises(InputError, match="prediction_type 'flow'; supported are epsilon, v_prediction, sample"):
+        load_model({"source": "diffusers", "path": str(path), "resolution": 16})
