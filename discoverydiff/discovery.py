@@ -454,8 +454,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     cfg : the config's ``discovery`` section (n_samples, n_ref, n_slerp, tolerance,
         prior_fit, prior_variance, max_candidates, batch_candidates).
     """
-    from .engine import write_csv_atomic
-    from .store import TensorFileWriter, read_tensor_file
+    from .store import TensorFileWriter, read_tensor_file, write_csv_atomic
 
     target = read_tensor_file(latents_path)
     ids = read_tensor_file(id_latents_path)

@@ -9,8 +9,6 @@ The settings that produced a file are stored in its attributes (``t0``, ``n_step
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,15 +200,6 @@ def _physical_zero(record: NormalizationRecord) -> np.ndarray:
     return back
 
 
-def write_csv_atomic(table, path, **to_csv) -> None:
-    """``table.to_csv(path, index=False, **to_csv)``, appearing under ``path`` only once complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    table.to_csv(tmp, index=False, **to_csv)
-    os.replace(tmp, path)
-
-
 def sample_from_noise(model: EpsModel, samples_path, n: int, settings: DDIMSettings, options: RunOptions,
                       seed: int = 0, extra_attrs: dict | None = None, shard: Shard = (0, 1)) -> Path:
     """N unconditional samples: x_T ~ N(0, I) at T - 1, DDIM-decoded in ``settings.n_steps`` steps.
@@ -269,5 +258,4 @@ def settings_from_config(diffusion_cfg: dict) -> tuple[DDIMSettings, RunOptions]
 
 
 __all__ = ["RunOptions", "Shard", "row_generator", "invert_tensor_file", "generate_tensor_file",
-           "reconstruction_table", "psnr", "sample_base_model", "sample_from_noise", "settings_from_config",
-           "write_csv_atomic"]
+           "reconstruction_table", "psnr", "sample_base_model", "sample_from_noise", "settings_from_config"]

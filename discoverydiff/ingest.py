@@ -14,7 +14,6 @@ import csv
 import glob
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .io import RawField, read_raw_fields
 from .normalize import check_domain, fit_normalization
-from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, write_tensor_file
+from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, atomic_path, write_tensor_file
 from .units import parse_unit, unit_string
 
 log = logging.getLogger(__name__)
@@ -217,13 +216,10 @@ class IngestResult:
 
 
 def _write_rejected(path: Path, rejected: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "reason"])
         writer.writerows(rejected)
-    os.replace(tmp, path)
 
 
 def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution: int,

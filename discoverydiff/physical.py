@@ -12,17 +12,17 @@ complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, InputError
 from .normalize import NormalizationRecord
-from .store import _encode_attr, read_attrs, read_tensor_file
+from .store import _encode_attr, atomic_path, read_attrs, read_tensor_file
 
 FITS_MODES = ("multi", "per_sample")
 
@@ -297,13 +297,8 @@ def _image_hdus(data: np.ndarray, name: str, extname: str, record, wcs: dict | N
 
 
 def _atomic_write(hdulist, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_path(path) as tmp:
         hdulist.writeto(tmp, output_verify="exception")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -377,8 +372,9 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
         raise ValueError("mode 'per_sample' needs out_dir (or out_path naming a directory)")
     directory = Path(out_dir if out_dir is not None else out_path)
     directory.mkdir(parents=True, exist_ok=True)
-    pending = []
-    try:
+    written = []
+    # every file under its temporary name first: none is renamed into place unless all were written
+    with contextlib.ExitStack() as stack:
         for data, name, ext in zip(physical, names, extnames):
             hdus = _image_hdus(data, name, ext, record, wcs, primary=True, provenance=provenance)
             if not isinstance(hdus[0], fits.PrimaryHDU):
@@ -386,16 +382,9 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
                 primary.header.extend(provenance, end=True)
                 hdus = [primary, *hdus]
             final = directory / f"{ext}.fits"
-            tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-            pending.append((tmp, final))
-            fits.HDUList(hdus).writeto(tmp, output_verify="exception")
-        for tmp, final in pending:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in pending:
-            if tmp.exists():
-                tmp.unlink()
-    return [final for _, final in pending]
+            fits.HDUList(hdus).writeto(stack.enter_context(atomic_path(final)), output_verify="exception")
+            written.append(final)
+    return written
 
 
 def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dict, out_path) -> Path:
@@ -417,8 +406,7 @@ def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dic
     provenance["normalization"] = record.to_json()
     provenance["transform"] = record.transform
     provenance["wcs"] = resampled_wcs_header(attrs.get("wcs"), record.geometry or {})
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w") as h5:
             ds = h5.create_dataset("physical", data=physical.astype(np.float32),
                                    chunks=(1, *physical.shape[1:]) if physical.shape[0] else None)
@@ -431,10 +419,6 @@ def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dic
             for target in (ds, h5):
                 for key, value in provenance.items():
                     target.attrs[key] = _encode_attr(value)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out_path
 
 

@@ -15,9 +15,11 @@ into place only when complete, so a killed job never leaves a file that looks fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +47,50 @@ def sha256_file(path) -> str:
 
 def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """The one way this package writes an output: to a temporary sibling, renamed into place on success.
+
+    Yields a hidden path next to ``path`` (same directory, so the rename is atomic on one file
+    system); write a file or a whole directory there. When the block completes the temporary
+    replaces ``path`` (an existing directory is moved aside first and removed after the
+    rename); when it raises, the temporary is removed and ``path`` is untouched. A killed job
+    therefore never leaves an output that looks complete. Parent directories are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            old = _temporary_sibling(path)
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def write_csv_atomic(table, path, **to_csv) -> Path:
+    """``table.to_csv(path, index=False, **to_csv)``, appearing under ``path`` only once complete."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, **to_csv)
+    return Path(path)
 
 
 def _encode_attr(value):

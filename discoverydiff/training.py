@@ -25,10 +25,7 @@ import contextlib
 import functools
 import json
 import logging
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +36,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .diffusion import make_betas
+from .store import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -458,26 +456,13 @@ def save_diffusers_checkpoint(unet, out_dir, betas_info: dict, extra: dict | Non
         "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.part")
-    old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.old")
-    try:
+    with atomic_path(out_dir) as tmp:
         unet.save_pretrained(tmp, safe_serialization=True)
         scheduler.save_config(tmp)
         (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True, default=_json_default))
         # safetensors writes through a private temporary file (mode 0600); a shipped checkpoint must be readable.
         for path in tmp.iterdir():
             path.chmod(0o644)
-        if out_dir.exists():
-            os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out_dir.exists():
-            os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _json_default(value):

@@ -71,16 +71,14 @@ def write_provenance(config: dict, config_path: str | Path, software_path: str |
     The table also names the Python version, the platform, torch's CUDA build and the
     visible GPU (or ``none``), so a report says on what the numbers were made.
     """
-    import os
     import platform
-    import uuid
     from importlib import metadata
 
     import pandas as pd
     import torch
     import yaml
 
-    from .engine import write_csv_atomic
+    from .store import atomic_path, write_csv_atomic
 
     rows = [("python", platform.python_version()), ("platform", platform.platform())]
     for name in PROVENANCE_PACKAGES:
@@ -91,8 +89,5 @@ def write_provenance(config: dict, config_path: str | Path, software_path: str |
     rows.append(("torch.cuda", str(torch.version.cuda)))
     rows.append(("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"))
     write_csv_atomic(pd.DataFrame(rows, columns=["package", "version"]), software_path, sep="\t")
-    config_path = Path(config_path)
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = config_path.with_name(f".{config_path.name}.{uuid.uuid4().hex[:8]}.part")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, config_path)
+    with atomic_path(config_path) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -74,3 +74,30 @@ def test_bad_tensor_files(tmp_path, case, message):
     with pytest.raises(InputError, match=message) as info:
         read_tensor_file(path)
     assert str(path) in str(info.value)
+
+
+def test_atomic_path_replaces_files_and_directories_only_on_success(tmp_path):
+    from discoverydiff.store import atomic_path
+
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".out.txt.")
+        tmp.write_text("first")
+        assert not target.exists()  # nothing under the final name while writing
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+    folder = tmp_path / "ckpt"
+    for content in ("old", "new"):
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text(content)
+    assert (folder / "weights").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "sub"]
+    with pytest.raises(RuntimeError), atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("partial")
+        raise RuntimeError("killed")
+    assert (folder / "weights").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "sub"]

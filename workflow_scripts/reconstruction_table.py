@@ -2,7 +2,8 @@
 
 import logging
 
-from discoverydiff.engine import reconstruction_table, write_csv_atomic
+from discoverydiff.engine import reconstruction_table
+from discoverydiff.store import write_csv_atomic
 from discoverydiff.workflow import run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)

@@ -2,9 +2,8 @@
 
 import logging
 
-from discoverydiff.engine import write_csv_atomic
 from discoverydiff.source_check import source_domain_check
-from discoverydiff.store import read_tensor_file
+from discoverydiff.store import read_tensor_file, write_csv_atomic
 from discoverydiff.workflow import run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)

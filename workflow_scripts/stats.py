@@ -1,7 +1,7 @@
 """rule stats: every sample set of a dataset against its targets -> comparison.csv, power_spectra.csv."""
 
-from discoverydiff.engine import write_csv_atomic
 from discoverydiff.stats import dataset_statistics
+from discoverydiff.store import write_csv_atomic
 from discoverydiff.workflow import run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)

@@ -11,13 +11,13 @@ files.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ..store import atomic_path
 
 # Independent random streams, so FITS maps, HDF5 maps and galaxies never share draws.
 _STREAM_FITS = 0
@@ -51,19 +51,7 @@ def _check_seed(seed) -> int:
     return _check_count(seed, "seed")
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a hidden temporary path next to ``path``; rename it onto ``path`` on success.
-
-    A killed job then never leaves a file that looks complete.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+_atomic_path = atomic_path  # store's: written under a temporary name, renamed when complete
 
 
 def _write_json(path: Path, payload: dict) -> None:
