@@ -108,6 +108,27 @@ def sample_set_file(wildcards):
 def stats_inputs(wildcards):
     inputs = {"tensors": f"results/{wildcards.dataset}/tensors.h5"}
     inputs.update({name: set_path(wildcards.dataset, name) for name in sample_sets()})
+    if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
+        inputs.update(morphology_tables(wildcards.dataset))
+    return inputs
+
+
+# The real sets, rows of tensors.h5, whose morphology is measured beside the sample sets'.
+REAL_SETS = ["fewshot", "heldout"]
+
+
+def morphology_tables(dataset):
+    """Input name -> morphology table of every set of a galaxy dataset (rule morphology)."""
+    return {
+        f"morphology_{name}": f"results/{dataset}/morphology/{name}.csv"
+        for name in REAL_SETS + sample_sets()
+    }
+
+
+def morphology_inputs(wildcards):
+    inputs = {"tensors": f"results/{wildcards.dataset}/tensors.h5"}
+    if wildcards.set not in REAL_SETS:
+        inputs["samples"] = set_path(wildcards.dataset, wildcards.set)
     return inputs
 
 
@@ -170,6 +191,8 @@ def figure_inputs(wildcards):
             id_latents="results/base_model/id_latents.h5",
             discovered=f"{results}/discovered_latents.h5",
         )
+    elif figure == "morphology":
+        inputs.update(morphology_tables(wildcards.dataset))
     elif figure == "power_spectra":
         inputs.update(
             spectra=f"{results}/power_spectra.csv",

@@ -64,3 +64,22 @@ rule source_check:
         check=config["stats"]["source_check"],
     script:
         "../workflow_scripts/source_check.py"
+
+
+rule morphology:
+    input:
+        unpack(morphology_inputs),
+    output:
+        "results/{dataset}/morphology/{set}.csv",
+    log:
+        "results/{dataset}/logs/morphology_{set}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/morphology_{set}.tsv"
+    wildcard_constraints:
+        set="fewshot|heldout|samples|baseline_samples|base_samples",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        settings=config["stats"]["morphology"],
+    script:
+        "../workflow_scripts/morphology.py"

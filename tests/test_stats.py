@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -343,6 +344,37 @@ def test_compare_sets_galaxies():
     assert value["bulges", "concentration_w1"] > value["disks", "concentration_w1"] + 0.5
     assert value["bulges", "failed_fit_share"] == 0.5 and value["disks", "failed_fit_share"] == 0.0
     assert {"memorization_score", "sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
+
+
+def test_compare_sets_reads_measured_morphology_tables_instead_of_measuring_again(tmp_path, monkeypatch):
+    from discoverydiff.stats import comparison
+
+    real = {"fewshot": np.stack([_galaxy(1.0, size=40, seed=s) for s in range(2)])}
+    sets = {"bulges": np.stack([_galaxy(4.0, size=40, seed=20), np.zeros((40, 40))])}
+    direct = stats.compare_sets(real, sets, kind="galaxy", morphology_kwargs={"sky": 0.0})
+    paths = {}
+    for name, data in {**real, **sets}.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        stats.galaxy_morphology(data, sky=0.0).to_csv(paths[name], index=False)
+    tables = {name: stats.read_morphology_table(path) for name, path in paths.items()}
+    assert tables["bulges"]["failed"].tolist() == [False, True] and tables["bulges"]["error"][0] == ""
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("morphology measured again")
+
+    monkeypatch.setattr(comparison, "galaxy_morphology", no_measuring)
+    from_tables = stats.compare_sets(real, sets, kind="galaxy", morphology_tables=tables)
+    pd.testing.assert_frame_equal(from_tables, direct)
+
+
+def test_a_bad_statmorph_keyword_is_an_error_not_a_column_of_failed_fits():
+    from discoverydiff.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="takes no cutout_extnt"):
+        stats.galaxy_morphology(np.stack([_galaxy(1.0, size=40)]), statmorph_kwargs={"cutout_extnt": 2})
+    galaxy = np.stack([_galaxy(1.0, size=40)])
+    table = stats.galaxy_morphology(galaxy, sky=0.0, statmorph_kwargs={"n_sigma_outlier": 10})
+    assert not table["failed"].any()
 
 
 def test_compare_sets_needs_the_few_shot_reference():

@@ -8,8 +8,11 @@ sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
 
 def step():
-    sets = {name: path for name, path in sm.input.items() if name != "tensors"}
-    comparison, spectra = dataset_statistics(sm.input.tensors, sets, sm.params.kind, sm.params.stats)
+    prefix = "morphology_"
+    sets = {name: path for name, path in sm.input.items() if name != "tensors" and not name.startswith(prefix)}
+    morphology = {name[len(prefix):]: path for name, path in sm.input.items() if name.startswith(prefix)}
+    comparison, spectra = dataset_statistics(sm.input.tensors, sets, sm.params.kind, sm.params.stats,
+                                             morphology_paths=morphology)
     write_csv_atomic(comparison, sm.output.comparison)
     write_csv_atomic(spectra, sm.output.spectra)
 

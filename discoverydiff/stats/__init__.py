@@ -10,13 +10,13 @@ can be compared with other codes. What lives where:
 - :mod:`.onepoint`: one-point statistics (``scipy.stats`` conventions): :func:`pdf_log10`,
   :func:`pdf_moments`, :func:`wasserstein1`;
 - :mod:`.morphology`: statmorph galaxy morphology (CAS, Gini-M20, Sersic):
-  :func:`galaxy_morphology`;
+  :func:`galaxy_morphology`, :func:`morphology_of_set` (rule ``morphology``);
 - :mod:`.neighbours`: memorization and reproducibility scores (Zhang et al. 2024):
   :func:`nearest_neighbour_ratios`, :func:`memorization_score`,
   :func:`paired_cosine_similarity`, :func:`reproducibility_score`,
   :func:`load_feature_extractor`;
 - :mod:`.comparison`: the comparison table of the workflow's stats rule:
-  :func:`compare_sets`, :func:`dataset_statistics`.
+  :func:`compare_sets`, :func:`dataset_statistics`, :func:`read_morphology_table`.
 
 Every public name is re-exported here, so ``from discoverydiff.stats import NAME`` works
 for all of them.
@@ -24,8 +24,8 @@ for all of them.
 
 from __future__ import annotations
 
-from .comparison import FIELD_POWER_OF, compare_sets, dataset_statistics
-from .morphology import MORPHOLOGY_PARAMETERS, galaxy_morphology
+from .comparison import FIELD_POWER_OF, compare_sets, dataset_statistics, read_morphology_table
+from .morphology import MORPHOLOGY_PARAMETERS, MORPHOLOGY_SETTINGS, galaxy_morphology, morphology_of_set
 from .neighbours import (
     load_feature_extractor,
     memorization_score,
@@ -40,6 +40,7 @@ __all__ = [
     "BACKENDS",
     "FIELD_POWER_OF",
     "MORPHOLOGY_PARAMETERS",
+    "MORPHOLOGY_SETTINGS",
     "WINDOWS",
     "compare_sets",
     "dataset_statistics",
@@ -47,12 +48,14 @@ __all__ = [
     "galaxy_morphology",
     "load_feature_extractor",
     "memorization_score",
+    "morphology_of_set",
     "nearest_neighbour_ratios",
     "paired_cosine_similarity",
     "pdf_log10",
     "pdf_moments",
     "power_spectrum_bin_edges",
     "radial_power_spectrum",
+    "read_morphology_table",
     "reproducibility_score",
     "wasserstein1",
 ]

@@ -56,7 +56,7 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
                  memorization_reference: str = "fewshot", target_keys=None, boxlength=1.0,
                  power_of: str = "log10", k_range=None, window=None, channel: int = 0,
                  features: Callable | None = None, memorization_threshold: float = 1.0 / 3.0,
-                 morphology_kwargs: dict | None = None):
+                 morphology_kwargs: dict | None = None, morphology_tables: Mapping | None = None):
     """Distance of every set's statistics to those of the real target maps.
 
     Parameters
@@ -91,6 +91,9 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     memorization_threshold : float
     morphology_kwargs : dict, optional
         Galaxies only: keywords of :func:`galaxy_morphology`.
+    morphology_tables : dict of str -> DataFrame, optional
+        Galaxies only: :func:`galaxy_morphology` tables already measured (rule ``morphology``),
+        keyed like ``real`` and ``sets``; a set without one is measured here.
 
     Returns
     -------
@@ -154,10 +157,15 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
                                  moments[moment], moments_real[moment], n, n_real))
     else:
         kwargs = dict(morphology_kwargs or {})
-        real_table = galaxy_morphology(target, **kwargs)
+        tables = dict(morphology_tables or {})
+
+        def measured(name, data):
+            return tables[name] if name in tables else galaxy_morphology(np.asarray(data, dtype=np.float64), **kwargs)
+
+        real_table = pd.concat([measured(k, real[k]) for k in keys], ignore_index=True)
         real_ok = real_table[~real_table["failed"]]
         for name, data in sets.items():
-            table = galaxy_morphology(np.asarray(data, dtype=np.float64), **kwargs)
+            table = measured(name, data)
             ok = table[~table["failed"]]
             n = len(table)
             for parameter in MORPHOLOGY_PARAMETERS:
@@ -177,7 +185,8 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     return pd.DataFrame(rows, columns=columns)
 
 
-def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str = "field", cfg: dict | None = None):
+def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str = "field", cfg: dict | None = None,
+                       morphology_paths: Mapping[str, object] | None = None):
     """Statistics of every sample set of one dataset against its few-shot targets.
 
     Every set (discovered samples, base-model samples, the fine-tuned baseline) is mapped
@@ -190,7 +199,9 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     set_paths : set name -> tensor file of samples.
     kind : ``field`` (power spectra, PDFs) or ``galaxy`` (morphology).
     cfg : the config's ``stats`` section: ``power_of``, ``window``, ``memorization_threshold``,
-        ``feature_extractor`` (a TorchScript file, or null for pixels), ``boxlength``.
+        ``feature_extractor`` (a TorchScript file, or null for pixels), ``boxlength``, ``morphology``.
+    morphology_paths : set name -> ``morphology/{set}.csv`` of rule ``morphology`` (galaxies; the
+        few-shot and held-out targets included); sets without one are measured with ``cfg["morphology"]``.
 
     Returns
     -------
@@ -220,7 +231,11 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     boxlength = float(cfg.get("boxlength", 1.0))
     comparison = compare_sets(real, sets, kind, boxlength=boxlength, power_of=power_of, window=window,
                               features=features,
-                              memorization_threshold=float(cfg.get("memorization_threshold", 1.0 / 3.0)))
+                              memorization_threshold=float(cfg.get("memorization_threshold", 1.0 / 3.0)),
+                              morphology_kwargs={k: v for k, v in (cfg.get("morphology") or {}).items()
+                                                 if v is not None},
+                              morphology_tables={name: read_morphology_table(path)
+                                                 for name, path in (morphology_paths or {}).items()})
     rows = []
     if kind == "field":
         for name, data in {**real, **sets}.items():
@@ -231,3 +246,16 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
                              "power_std": float(np.nanstd(power[:, j])), "n_maps": len(maps)})
     return comparison, pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"])
 
+
+
+def read_morphology_table(path):
+    """A ``morphology/{set}.csv`` of rule ``morphology``, with ``error`` as strings ("" when measured)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"error": object})
+    missing = {"failed", "error", *MORPHOLOGY_PARAMETERS} - set(table.columns)
+    if missing:
+        raise InputError(path, f"is not a morphology table: no column(s) {sorted(missing)}")
+    table["error"] = table["error"].fillna("").astype(str)
+    table["failed"] = table["failed"].astype(bool)
+    return table

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from ..errors import ConfigError, InputError
+
 MORPHOLOGY_PARAMETERS = ("concentration", "asymmetry", "smoothness", "gini", "m20", "sersic_n")
 # statmorph's flag for an object it could not measure at all; used for our own failures.
 _FLAG_CATASTROPHIC = 4
@@ -138,6 +140,7 @@ def galaxy_morphology(images, names=None, band: int | None = None, channel_axis:
     """
     import pandas as pd
 
+    check_statmorph_kwargs(statmorph_kwargs)
     images = _single_band(images, band, channel_axis)
     n, h, w = images.shape
     if names is None:
@@ -158,3 +161,64 @@ def galaxy_morphology(images, names=None, band: int | None = None, channel_axis:
     table["failed"] = table["error"] != ""
     return table
 
+
+
+def check_statmorph_kwargs(statmorph_kwargs: dict | None) -> None:
+    """Refuse keywords ``statmorph.source_morphology`` does not take, naming them.
+
+    Checked before any galaxy is measured: inside the per-galaxy loop a bad keyword would be
+    indistinguishable from a failed fit and turn every row into a failure.
+    """
+    import inspect
+
+    import statmorph
+
+    unknown = set(statmorph_kwargs or {}) - set(inspect.signature(statmorph.SourceMorphology).parameters)
+    if unknown:
+        raise ConfigError(f"stats.morphology.statmorph_kwargs: statmorph.source_morphology takes no "
+                          f"{', '.join(sorted(unknown))}")
+
+
+#: The config's ``stats.morphology`` keys, passed to :func:`galaxy_morphology` as they are.
+MORPHOLOGY_SETTINGS = ("band", "border", "sky", "n_sigma", "n_pixels", "smooth_sigma", "gain", "statmorph_kwargs")
+
+
+def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict | None = None):
+    """Rule ``morphology``: :func:`galaxy_morphology` of one set of a dataset, in physical units.
+
+    Parameters
+    ----------
+    tensors_path : str or Path
+        The dataset's ``tensors.h5`` (its normalization record maps every set to physical units).
+    set_name : str
+        ``fewshot`` or ``heldout`` (rows of ``tensors_path``), or the name of a sample set.
+    set_path : str or Path, optional
+        The sample set's tensor file (not needed for ``fewshot`` / ``heldout``).
+    settings : dict, optional
+        The config's ``stats.morphology`` section (keys :data:`MORPHOLOGY_SETTINGS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``set`` and the columns of :func:`galaxy_morphology`, one row per galaxy.
+    """
+    from ..normalize import NormalizationRecord
+    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
+
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    unknown = set(settings) - set(MORPHOLOGY_SETTINGS)
+    if unknown:
+        raise ConfigError(f"stats.morphology has unknown keys {sorted(unknown)}; known: {MORPHOLOGY_SETTINGS}")
+    images = read_tensor_file(tensors_path)
+    if not images.attrs.get("normalization"):
+        raise InputError(tensors_path, "has no normalization record")
+    record = NormalizationRecord.from_json(images.attrs["normalization"])
+    if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):
+        chosen = images.subset(set_name)
+    elif set_path is None:
+        raise ValueError(f"set {set_name!r} needs its tensor file")
+    else:
+        chosen = read_tensor_file(set_path)
+    table = galaxy_morphology(record.to_physical(chosen.x), names=list(chosen.names), **settings)
+    table.insert(0, "set", set_name)
+    return table
