@@ -381,10 +381,11 @@ def test_figures_are_byte_for_byte_reproducible(field_tree, field_figures, tmp_p
 
 def test_record_kinds_and_labels():
     field = NormalizationRecord("log10", {}, [0.0], [4.0], ["Habing"], ["field"], channel_mode="replicate")
-    assert plots._resolve_kind(None, field) == "field"
+    assert plots.style._resolve_kind(None, field) == "field"
     galaxy = NormalizationRecord("linear", {}, [0.0] * 3, [255.0] * 3, [""] * 3, ["R", "G", "B"])
-    assert plots._resolve_kind(None, galaxy) == "galaxy" and plots._resolve_kind("galaxies", galaxy) == "galaxy"
+    assert (plots.style._resolve_kind(None, galaxy) == "galaxy"
+            and plots.style._resolve_kind("galaxies", galaxy) == "galaxy")
     named = NormalizationRecord("asinh", {"softening": 1.0}, [0.0], [3.0], ["MJy/sr"], ["I_nu"],
                                 channel_mode="replicate")
     assert plots.quantity_label(named) == "I_nu [MJy/sr]"
-    assert plots._field_norm(named).vmax == pytest.approx(np.sinh(3.0))
+    assert plots.style._field_norm(named).vmax == pytest.approx(np.sinh(3.0))

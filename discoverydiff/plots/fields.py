@@ -1,0 +1,193 @@
+"""Field figures: radial power spectra and one-point PDFs of every set against the few-shot targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib as mpl
+import matplotlib.ticker  # noqa: F401  (mpl.ticker)
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
+from .style import (
+    _STYLE,
+    SINGLE_COLUMN_IN,
+    FigureFiles,
+    _log_label,
+    _new_figure,
+    _physical,
+    _quantity,
+    _read_record,
+    _real_sets,
+    _save,
+    _set_style,
+    _with_unit,
+    quantity_label,
+)
+
+
+def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: str = "$G_0$", unit: str = "Habing",
+                       power_of: str = "log10", length_unit: str = "map side") -> FigureFiles:
+    """Set-mean radial power spectra with their spread over maps, against the few-shot targets.
+
+    Top: P(k) of every set of ``power_spectra.csv`` (mean over maps; band: the standard
+    deviation s over maps as a factor, mean x/÷ (1 + s / mean), which is symmetric on the
+    log axis, always positive and mean +- s to first order for a small spread).
+    Bottom: the ratio of each set's mean spectrum to the targets' (set ``fewshot``). The
+    legend gives each set's fitted power-law slope: ``set_value`` of its
+    ``power_slope_difference`` row in ``comparison.csv``, the targets' from ``real_value``
+    (fits in log10-log10, :func:`discoverydiff.stats.fit_power_law`).
+
+    Parameters
+    ----------
+    power_spectra_csv : ``power_spectra.csv`` (``set``, ``k``, ``power_mean``, ``power_std``,
+        ``n_maps``).
+    comparison_csv : ``comparison.csv`` of :func:`discoverydiff.stats.compare_sets`.
+    out_stem : str or Path
+    quantity, unit : str
+        The field's symbol and unit, for the axis label.
+    power_of : {"log10", "overdensity", "field"}
+        What the spectra are of (the config's ``stats.power_of``): sets the power's unit.
+    length_unit : str
+        The length k is measured against: the map side for ``stats.boxlength`` 1, else
+        ``(map side / boxlength)`` (:func:`make_all_figures` writes it so).
+
+    Returns
+    -------
+    FigureFiles
+        Sidecar: ``set``, ``k``, ``power_mean``, ``power_std`` (as read), ``band_lower``,
+        ``band_upper`` (as drawn), ``ratio_to_fewshot``, ``slope``, ``n_maps``.
+    """
+    spectra = pd.read_csv(power_spectra_csv)
+    comparison = pd.read_csv(comparison_csv)
+    for column in ("set", "k", "power_mean", "power_std"):
+        if column not in spectra:
+            raise InputError(power_spectra_csv, f"has no column {column!r} (columns: {list(spectra.columns)})")
+    if spectra.empty:
+        raise InputError(power_spectra_csv, "holds no spectra (is the dataset a field?)")
+    if SPLIT_FEWSHOT not in set(spectra["set"]):
+        raise InputError(power_spectra_csv, f"has no '{SPLIT_FEWSHOT}' spectrum to compare the sets with")
+    slope_rows = comparison[comparison["statistic"] == "power_slope_difference"]
+    slopes = dict(zip(slope_rows["set"], slope_rows["set_value"].astype(float)))
+    if len(slope_rows):
+        slopes[SPLIT_FEWSHOT] = float(slope_rows["real_value"].iloc[0])
+    spectra = spectra[np.isfinite(spectra["k"]) & np.isfinite(spectra["power_mean"])]
+    real = spectra[spectra["set"] == SPLIT_FEWSHOT].set_index("k")["power_mean"]
+    order = [SPLIT_FEWSHOT] + [s for s in dict.fromkeys(spectra["set"]) if s != SPLIT_FEWSHOT]
+    positive = spectra["power_mean"][spectra["power_mean"] > 0]
+    floor = float(positive.min()) / 10.0 if len(positive) else 1e-12
+    power_unit = {"log10": "dex$^2$", "overdensity": "", "field": f"{unit}$^2$" if unit else ""}.get(power_of, "")
+    area = f"{length_unit}$^2$" if " " not in length_unit.strip("()") else f"({length_unit.strip('()')})$^2$"
+    what = {"log10": f"log$_{{10}}$ {quantity}", "overdensity": f"{quantity} / <{quantity}> - 1"}.get(
+        power_of, quantity)
+    rows = []
+    with mpl.rc_context(_STYLE):
+        fig = _new_figure(SINGLE_COLUMN_IN, 3.3)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.2))
+        for position, name in enumerate(order):
+            part = spectra[spectra["set"] == name].sort_values("k")
+            label, colour = _set_style(name, position)
+            k, mean, std = (part[c].to_numpy(dtype=np.float64) for c in ("k", "power_mean", "power_std"))
+            factor = 1.0 + np.divide(std, mean, out=np.zeros_like(std), where=mean > 0)
+            lower, upper = np.maximum(mean / factor, floor), mean * factor
+            slope = slopes.get(name, np.nan)
+            text = f"{label}, $\\alpha$ = {slope:.2f}" if np.isfinite(slope) else label
+            style = "--" if name == SPLIT_HELDOUT else "-"
+            top.fill_between(k, lower, upper, color=colour, alpha=0.15, lw=0)
+            top.plot(k, mean, style, color=colour, label=text, marker="o", ms=2)
+            ratio = mean / real.reindex(k).to_numpy(dtype=np.float64)
+            if name != SPLIT_FEWSHOT:
+                bottom.plot(k, ratio, style, color=colour, marker="o", ms=2)
+            rows += [{"set": name, "k": k[j], "power_mean": mean[j], "power_std": std[j], "band_lower": lower[j],
+                      "band_upper": upper[j], "ratio_to_fewshot": ratio[j], "slope": slope,
+                      "n_maps": part["n_maps"].iloc[j] if "n_maps" in part else np.nan} for j in range(len(k))]
+        bottom.axhline(1.0, color="black", lw=0.6)
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        top.set_ylim(bottom=floor)
+        # ratios: plain numbers at 1, 2, 5 x 10^n, no minor labels, and at least 0.5 to 2 shown
+        low, high = bottom.get_ylim()
+        bottom.set_ylim(min(low, 0.5), max(high, 2.0))
+        bottom.yaxis.set_major_locator(mpl.ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        bottom.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        bottom.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        top.set_ylabel(_with_unit(f"P(k) of {what}", " ".join(u for u in (power_unit, area) if u)))
+        bottom.set_ylabel("P / P$_{targets}$")
+        bottom.set_xlabel(f"wavenumber k [rad per {length_unit}]")
+        top.legend(loc="lower left")
+        return _save(fig, out_stem, pd.DataFrame(rows))
+
+
+def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, include_heldout: bool = True,
+              channel: int = 0) -> FigureFiles:
+    """One-point PDFs of log10 of the field, per set, against the few-shot targets.
+
+    Values are pooled over every map of a set (physical units through the dataset's
+    record) and binned on common edges, the record's range in log10 (log10 records: lo to
+    hi); the density is per dex over the values in range
+    (:func:`discoverydiff.stats.pdf_log10`). Fields with non-positive values (asinh
+    records) are binned linearly instead.
+
+    Parameters
+    ----------
+    tensors_h5 : str or Path
+    sets : dict of str -> path
+    out_stem : str or Path
+    bins : int
+    include_heldout : bool
+        Add the held-out targets (the sampling-noise floor), as the statistics do.
+    channel : int
+
+    Returns
+    -------
+    FigureFiles
+        Sidecar: ``set``, ``left``, ``right`` (bin edges, log10 of the unit), ``density``,
+        ``n_values`` (pooled values of the set), ``n_in_range``.
+    """
+    from ..stats import pdf_log10
+
+    record = _read_record(tensors_h5)
+    real = _real_sets(tensors_h5, record, include_heldout)
+    data = {name: images.physical[:, channel] for name, images in real.items()}
+    for name, path in sets.items():
+        data[name] = _physical(path, record, tensors_h5).physical[:, channel]
+    logarithmic = all(np.all(v > 0) for v in data.values())
+    name, unit = _quantity(record, channel)
+    if logarithmic:
+        values = {k: np.log10(v).ravel() for k, v in data.items()}
+        lo, hi = ((record.lo[channel], record.hi[channel]) if record.transform == "log10"
+                  else (min(v.min() for v in values.values()), max(v.max() for v in values.values())))
+        xlabel, ylabel = _log_label(record, channel), "PDF [dex$^{-1}$]"
+    else:
+        values = {k: v.ravel() for k, v in data.items()}
+        lo, hi = min(v.min() for v in values.values()), max(v.max() for v in values.values())
+        xlabel, ylabel = quantity_label(record, channel), _with_unit("PDF", f"{unit}$^{{-1}}$" if unit else "")
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    # to_physical clips to the record's range, so a float round-off must not drop the end values
+    edges[0], edges[-1] = np.nextafter(edges[0], -np.inf), np.nextafter(edges[-1], np.inf)
+    rows = []
+    with mpl.rc_context(_STYLE):
+        fig = _new_figure(SINGLE_COLUMN_IN, 2.5)
+        ax = fig.subplots()
+        for position, (set_name, v) in enumerate(values.items()):
+            if logarithmic:
+                _, density = pdf_log10(data[set_name], bins=edges)
+            else:
+                density, _ = np.histogram(v, bins=edges, density=True)
+            label, colour = _set_style(set_name, position)
+            in_range = int(((v >= edges[0]) & (v <= edges[-1])).sum())
+            ax.stairs(density, edges, color=colour, linestyle="--" if set_name == SPLIT_HELDOUT else "-",
+                      label=f"{label} ({len(data[set_name])} maps)", lw=1.2 if set_name == SPLIT_FEWSHOT else 1.0)
+            rows += [{"set": set_name, "left": edges[b], "right": edges[b + 1], "density": density[b],
+                      "n_values": v.size, "n_in_range": in_range} for b in range(bins)]
+        ax.set_yscale("log")
+        positive = [r["density"] for r in rows if r["density"] > 0]
+        if positive:
+            ax.set_ylim(min(positive) / 2.0, max(positive) * 3.0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        fig.legend(loc="outside upper center", ncols=2)
+        return _save(fig, out_stem, pd.DataFrame(rows))
