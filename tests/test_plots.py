@@ -31,7 +31,7 @@ from discoverydiff.errors import InputError
 from discoverydiff.models import analytic_model
 from discoverydiff.normalize import NormalizationRecord, fit_normalization
 from discoverydiff.physical import to_rgb_uint8
-from discoverydiff.stats import dataset_statistics, nearest_neighbour_ratios
+from discoverydiff.stats import dataset_statistics, morphology_of_set, nearest_neighbour_ratios
 from discoverydiff.store import read_attrs, read_tensor_file, write_tensor_file
 
 N_FEWSHOT, N_HELDOUT, N_BASE, N_DISCOVERED = 6, 3, 8, 3
@@ -117,8 +117,11 @@ def galaxy_tree(tmp_path_factory):
     write_tensor_file(results / "samples.h5", new, [f"discovered_{i}" for i in range(3)], "samples")
     write_tensor_file(base / "samples.h5", np.tanh(rng.normal(0, 0.5, (3, 3, 16, 16))).astype(np.float32),
                       [f"sample_{i}" for i in range(3)], "samples")
-    return {"results": results, "base": base, "tensors": tensors, "record": record, "root": root,
-            "sets": {"samples": results / "samples.h5", "base_samples": base / "samples.h5"}}
+    sets = {"samples": results / "samples.h5", "base_samples": base / "samples.h5"}
+    (results / "morphology").mkdir()
+    for name in ("fewshot", "heldout", *sets):  # what rule morphology writes
+        morphology_of_set(tensors, name, sets.get(name)).to_csv(results / "morphology" / f"{name}.csv", index=False)
+    return {"results": results, "base": base, "tensors": tensors, "record": record, "root": root, "sets": sets}
 
 
 @pytest.fixture(scope="module")
@@ -350,10 +353,13 @@ def test_memorization_histograms_count_every_sample_and_match_comparison_csv(fie
 # ----------------------------------------------------------------------------- galaxies, all figures
 
 
-def test_morphology_measures_every_galaxy_of_every_set(galaxy_tree, galaxy_figures):
+def test_morphology_draws_the_tables_of_rule_morphology(galaxy_tree, galaxy_figures):
     out, written = galaxy_figures
     data = check_files(figure(out, "morphology"), plots.DOUBLE_COLUMN_IN)
     assert data.groupby("set").size().to_dict() == {"fewshot": 4, "heldout": 2, "samples": 3, "base_samples": 3}
+    for name in ("fewshot", "base_samples"):  # the plotted values are the table's, not measured again
+        table = pd.read_csv(galaxy_tree["results"] / "morphology" / f"{name}.csv")
+        np.testing.assert_array_equal(data[data["set"] == name]["gini"].to_numpy(), table["gini"].to_numpy())
     real = data[data["set"].isin(["fewshot", "heldout"])]
     assert not real["failed"].any()  # clean blobs are measured
     assert real["gini"].between(0, 1).all() and np.isfinite(real["m20"]).all()

@@ -14,9 +14,6 @@ from .style import (
     DOUBLE_COLUMN_IN,
     FigureFiles,
     _new_figure,
-    _physical,
-    _read_record,
-    _real_sets,
     _save,
     _set_style,
 )
@@ -36,28 +33,25 @@ def _frame(values: pd.Series, reference: pd.Series, pad: float = 0.15) -> tuple[
     return lo - pad * span, hi + pad * span
 
 
-def plot_morphology(tensors_h5, sets: Mapping[str, object], out_stem, include_heldout: bool = True,
-                    morphology_kwargs: dict | None = None) -> FigureFiles:
+def plot_morphology(tables: Mapping[str, object], out_stem) -> FigureFiles:
     """Gini-M20 and concentration-asymmetry planes of every set (statmorph).
 
-    Each image (physical units through the dataset's record; the mean of its channels) is
-    measured by :func:`discoverydiff.stats.galaxy_morphology`; failed fits are left out and
-    counted in the legend. The axes frame the real targets and the central 90% of all values;
-    values beyond (degenerate fits of noise-like samples) are drawn as crosses at the edge.
-    Guides: the Lotz et al. (2008, ApJ 672, 177) lines
+    Draws the tables of rule ``morphology`` (:func:`discoverydiff.stats.morphology_of_set`:
+    statmorph on the mean of the channels in physical units), so that the figure shows
+    exactly what ``comparison.csv`` measured; nothing is measured here. Failed fits are left
+    out and counted in the legend. The axes frame the real targets and the central 90% of all
+    values; values beyond (degenerate fits of noise-like samples) are drawn as crosses at the
+    edge. Guides: the Lotz et al. (2008, ApJ 672, 177) lines
     G = -0.14 M20 + 0.33 (mergers above) and G = 0.14 M20 + 0.80 (E/S0/Sa above, Sb-Irr
     below), and Conselice's (2003, ApJS 147, 1) A = 0.35 (mergers right of it). They were
     calibrated on well-resolved SDSS galaxies; on small cutouts they are indicative only.
 
     Parameters
     ----------
-    tensors_h5 : str or Path
-    sets : dict of str -> path
+    tables : dict of str -> path or DataFrame
+        Set name -> its morphology table (``morphology/{set}.csv``), in legend order; the
+        real sets are ``fewshot`` and ``heldout``.
     out_stem : str or Path
-    include_heldout : bool
-    morphology_kwargs : dict, optional
-        Keywords of :func:`discoverydiff.stats.galaxy_morphology` (the same as the
-        statistics, so that the figure shows what ``comparison.csv`` measured).
 
     Returns
     -------
@@ -65,18 +59,15 @@ def plot_morphology(tensors_h5, sets: Mapping[str, object], out_stem, include_he
         Sidecar: one row per image, ``set``, ``name``, ``gini``, ``m20``, ``concentration``,
         ``asymmetry``, ``failed``, ``error``.
     """
-    from ..stats import galaxy_morphology
+    from ..stats import read_morphology_table
 
-    record = _read_record(tensors_h5)
-    data = _real_sets(tensors_h5, record, include_heldout)
-    for name, path in sets.items():
-        data[name] = _physical(path, record, tensors_h5)
-    tables = []
-    for name, (phys, names, _) in data.items():
-        table = galaxy_morphology(phys, names=names, **dict(morphology_kwargs or {}))
-        table.insert(0, "set", name)
-        tables.append(table)
-    table = pd.concat(tables, ignore_index=True)
+    parts = []
+    for name, source in tables.items():
+        part = source.copy() if isinstance(source, pd.DataFrame) else read_morphology_table(source)
+        part["set"] = name
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    data = dict(tables)
     ok = table[~table["failed"]]
     real = ok[ok["set"].isin([SPLIT_FEWSHOT, SPLIT_HELDOUT])]
     frames = {column: _frame(ok[column], real[column]) for column in ("m20", "gini", "asymmetry", "concentration")}

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError
+from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
 from .fields import plot_pdfs, plot_power_spectra
 from .geometry import plot_latent_geometry
 from .memorization import plot_memorization
@@ -39,6 +40,7 @@ def figure_inputs(name: str, results_dir, base_model_dir) -> list[Path]:
         "reconstruction": [results / "reconstruction.h5", results / "reconstruction.csv"],
         "latent_geometry": [results / "latents.h5", base / "id_latents.h5"],  # discovered latents when present
         "power_spectra": [results / "power_spectra.csv", results / "comparison.csv"],
+        "morphology": [results / "morphology" / f"{SPLIT_FEWSHOT}.csv"],  # other sets' tables when present
     }.get(name, [])
 
 
@@ -98,7 +100,8 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
     if name == "pdfs":
         return plot_pdfs(tensors, sets, stem)
     if name == "morphology":
-        return plot_morphology(tensors, sets, stem)
+        tables = {name: results / "morphology" / f"{name}.csv" for name in (SPLIT_FEWSHOT, SPLIT_HELDOUT, *sets)}
+        return plot_morphology({name: path for name, path in tables.items() if path.exists()}, stem)
     return plot_memorization(tensors, sets, stem, threshold=float(cfg.get("memorization_threshold", 1.0 / 3.0)),
                              kind=kind)
 

@@ -26,8 +26,6 @@ Conventions
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -39,7 +37,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..normalize import NormalizationRecord
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_attrs, read_tensor_file
+from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, atomic_path, read_attrs, read_tensor_file
 
 KINDS = ("field", "galaxy")
 SINGLE_COLUMN_IN = 3.4
@@ -185,13 +183,8 @@ def _log_label(record: NormalizationRecord, channel: int = 0) -> str:
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
