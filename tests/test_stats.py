@@ -190,12 +190,16 @@ def test_pdf_moments_match_scipy(lognormal_maps):
     assert raw["mean"] == pytest.approx(1.0)
 
 
-def test_wasserstein1_equals_scipy(rng):
+def test_wasserstein1_closed_forms(rng):
     a = rng.normal(size=300)
-    b = rng.gamma(2.0, size=171)
-    assert stats.wasserstein1(a, b) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-12)
-    assert stats.wasserstein1(a.reshape(3, 100), a[::-1]) == 0.0
-    assert stats.wasserstein1(a, a + 0.25) == pytest.approx(0.25, rel=1e-12)
+    assert stats.wasserstein1(a.reshape(3, 100), a[::-1]) == 0.0  # pooled values, order irrelevant
+    assert stats.wasserstein1(a, a + 0.25) == pytest.approx(0.25, rel=1e-12)  # a shift moves every unit of mass
+    # by hand: CDFs of {0, 1} and {0.5, 2} differ by 1/2 on [0, 0.5) and [1, 2): 0.25 + 0.5
+    assert stats.wasserstein1([0.0, 1.0], [0.5, 2.0]) == pytest.approx(0.75)
+    # unequal sizes: {0} against {0, 1}: the CDFs differ by 1/2 on [0, 1)
+    assert stats.wasserstein1([0.0], [0.0, 1.0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="finite"):
+        stats.wasserstein1([np.nan], [0.0])
 
 
 # --------------------------------------------------------------------------- morphology
@@ -248,6 +252,22 @@ def test_memorization_score_of_copies_and_of_independent_draws(rng):
     assert stats.memorization_score(ratios) == 1.0
     independent = rng.uniform(-1, 1, size=(20, 3, 8, 8))
     assert stats.memorization_score(stats.nearest_neighbour_ratios(independent, references)) == 0.0
+
+
+def test_memorization_score_counts_exactly_the_ratios_below_the_threshold():
+    """Samples on the segment between two orthogonal references r0, r1 (|r| = 10, the others farther):
+    at s (r1 - r0) from r0, d1 / d2 = s / (1 - s) exactly."""
+    references = 10.0 * np.eye(6)
+    wanted = np.array([0.1, 0.3, 0.34, 0.5, 0.9])  # d1/d2 of five samples
+    s = wanted / (1 + wanted)
+    samples = references[0] + s[:, None] * (references[1] - references[0])
+    ratios = stats.nearest_neighbour_ratios(samples, references)
+    np.testing.assert_allclose(ratios["ratio"], wanted, rtol=1e-12)
+    np.testing.assert_array_equal(ratios["nearest_index"], 0)
+    np.testing.assert_array_equal(ratios["second_index"], 1)
+    assert stats.memorization_score(ratios) == 2 / 5  # 0.1 and 0.3 are below 1/3
+    assert stats.memorization_score(ratios, threshold=0.45) == 3 / 5
+    assert stats.memorization_score(ratios["ratio"].to_numpy(), threshold=0.95) == 1.0
 
 
 def test_nearest_neighbour_distances_match_brute_force(rng):
