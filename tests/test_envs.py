@@ -13,9 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
-# envs/core.yaml is the old single environment, incomplete; it goes when the rules use cpu/gpu.yaml
-LEGACY = {"core.yaml"}
-ENV_FILES = sorted(p for p in ENVS.glob("*.yaml") if p.name not in LEGACY)
+ENV_FILES = sorted(ENVS.glob("*.yaml"))
 GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune"}
 
 # import name (or pip distribution name) -> the conda-forge packages that provide it
@@ -165,8 +163,6 @@ def test_rules_use_the_gpu_env_exactly_when_they_ask_for_a_gpu():
             if (m := re.search(r"conda:\s*\n\s*\"\.\./envs/([\w.-]+)\"", body))}
     for env in set(envs.values()):
         assert (ENVS / env).exists(), env
-    if set(envs.values()) & LEGACY:
-        pytest.skip("the rules still use envs/core.yaml")
     for name, env in envs.items():
         gpu = re.search(r"^\s*gpu\s*=\s*1", rules[name], flags=re.M) is not None
         assert env == ("gpu.yaml" if gpu else "cpu.yaml"), (name, env)
