@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,14 @@ def test_adm_paper_flags_build_the_afhqdog_p2_architecture():
 
 def test_demo_configs_validate():
     validate(merged(CONFIG / "config.yaml"), schema=SCHEMA)
-    both = merged(CONFIG / "config.yaml", CONFIG / "demo_base_model.yaml")
-    validate(both, schema=SCHEMA)
-    assert both["model"]["path"] is None and both["model"]["train"]["steps"] > 0
+    for stage in ("demo_base_model_stage1.yaml", "demo_base_model.yaml"):
+        both = merged(CONFIG / "config.yaml", CONFIG / stage)
+        validate(both, schema=SCHEMA)
+        assert both["model"]["path"] is None and both["model"]["train"]["steps"] > 0
+    # what the shipped checkpoint says it was trained with is what the stage-2 config asks for
+    shipped = json.loads((CONFIG.parent / "resources/models/demo_unet32/training.json").read_text())["training"]
+    asked = merged(CONFIG / "config.yaml", CONFIG / "demo_base_model.yaml")["model"]["train"]
+    assert {k: shipped[k] for k in asked if k != "init_from"} == {k: v for k, v in asked.items() if k != "init_from"}
 
 
 def test_a_typo_in_a_paper_config_is_rejected():
