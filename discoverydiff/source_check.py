@@ -71,14 +71,10 @@ def heldout_source_images(model_cfg: dict, seed: int, n: int) -> tuple[np.ndarra
                       "set model.source_images to a tensor file of its domain's images")
     kind = explicit.get("kind", "natural_patches")
     resolution, channels = int(model_cfg.get("resolution", 32)), int(model_cfg.get("channels", 3))
-    if kind == "natural_patches":
-        from .training import natural_image_patches
+    if kind == "natural_patches":  # the training images' own generator, at a seed training never used
+        from .models import source_images
 
-        heldout_seed = int(seed) + HELDOUT_SEED_OFFSET
-        images = natural_image_patches(n, resolution, heldout_seed)
-        if channels == 1:
-            images = images.mean(axis=1, keepdims=True)
-        return images, f"natural_patches(n={n},seed={heldout_seed})"
+        return source_images({"kind": kind, "n": n}, resolution, channels, int(seed) + HELDOUT_SEED_OFFSET)
     path = explicit["path"]
     ts = read_tensor_file(path)
     if ts.split is not None and (ts.split == SPLIT_HELDOUT).any():
@@ -132,11 +128,13 @@ def source_domain_check(samples, model_cfg: dict, seed: int = 0, n_reference: in
         why = description if reference is None else f"too few images for k = {k}: {description}"
         rows.append(_row("base_samples", x, {}, why))
     else:
-        ref_f, gen_f = standardize_features(image_summary_features(reference), image_summary_features(x))
+        has_perfect = perfect is not None and perfect.shape[0] > k
+        ref_f, gen_f, *perfect_f = standardize_features(
+            image_summary_features(reference), image_summary_features(x),
+            *([image_summary_features(perfect)] if has_perfect else []))
         rows.append(_row("base_samples", x, knn_manifold_metrics(ref_f, gen_f, k), description))
-        if perfect is not None and perfect.shape[0] > k:
-            _, perfect_f = standardize_features(image_summary_features(reference), image_summary_features(perfect))
-            rows.append(_row("source_heldout", perfect, knn_manifold_metrics(ref_f, perfect_f, k),
+        if has_perfect:
+            rows.append(_row("source_heldout", perfect, knn_manifold_metrics(ref_f, perfect_f[0], k),
                              f"{description}; this row: {perfect_description}"))
     table = pd.DataFrame(rows)
     base = table.iloc[0]

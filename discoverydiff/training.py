@@ -556,12 +556,11 @@ def _load_initial_weights(unet: torch.nn.Module, path) -> dict:
     The record holds the path, the SHA-256 of the safetensors file and that checkpoint's own
     ``training.json`` (which may itself name an earlier checkpoint).
     """
-    import hashlib
-
     from safetensors.torch import load_file
 
     from .errors import InputError
     from .models import load_state_dict_checked
+    from .store import sha256_file
 
     path = Path(path)
     weights = path / "diffusion_pytorch_model.safetensors"
@@ -569,7 +568,7 @@ def _load_initial_weights(unet: torch.nn.Module, path) -> dict:
         raise InputError(path, "model.train.init_from must be a diffusers checkpoint directory holding "
                                "diffusion_pytorch_model.safetensors")
     load_state_dict_checked(unet, load_file(str(weights)), weights)
-    record = {"path": str(path), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    record = {"path": str(path), "sha256": sha256_file(weights)}
     if (path / "training.json").is_file():
         record["training"] = json.loads((path / "training.json").read_text())
     return record

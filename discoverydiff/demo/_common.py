@@ -51,9 +51,6 @@ def _check_seed(seed) -> int:
     return _check_count(seed, "seed")
 
 
-_atomic_path = atomic_path  # store's: written under a temporary name, renamed when complete
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
-from ..store import sha256_file
-from ._common import _STREAM_GALAXY, _as_generator, _atomic_path, _check_count, _check_seed, _check_shape, _write_json
+from ..store import atomic_path, sha256_file
+from ._common import _STREAM_GALAXY, _as_generator, _check_count, _check_seed, _check_shape, _write_json
 
 __all__ = [
     "sersic_bn",
@@ -336,7 +336,7 @@ def write_galaxy_demo(out_dir: str | os.PathLike, n: int, size: int, seed: int) 
         image, params = galaxy_cutout(size, rng)
         galaxy_id = 100000 + i
         relative = f"images/{galaxy_id}.jpg"
-        with _atomic_path(out / relative) as tmp:
+        with atomic_path(out / relative) as tmp:
             # A (size, size, 3) uint8 array is RGB to Pillow.
             Image.fromarray(image).save(tmp, format="JPEG", quality=92)
         images.append(relative)
@@ -345,7 +345,7 @@ def write_galaxy_demo(out_dir: str | os.PathLike, n: int, size: int, seed: int) 
 
     columns = ["GalaxyID", "Class1.1", "Class1.2", "Class1.3", *_GALAXY_PARAM_KEYS]
     catalogue = pd.DataFrame(rows, columns=columns)
-    with _atomic_path(out / "catalogue.csv") as tmp:
+    with atomic_path(out / "catalogue.csv") as tmp:
         catalogue.to_csv(tmp, index=False)
 
     files = images + ["catalogue.csv"]

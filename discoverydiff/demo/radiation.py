@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import sha256_file
+from ..store import atomic_path, sha256_file
 from ._common import (
     _STREAM_FITS,
     _STREAM_HDF5,
     _as_generator,
-    _atomic_path,
     _check_count,
     _check_seed,
     _check_shape,
@@ -290,7 +289,7 @@ def write_radiation_demo(
         header["PIXPC"] = (DEMO_PIXEL_PC, "[pc] pixel size")
         header["ORIGIN"] = "discoverydiff.demo"
         relative = f"fits/cloud_{i:03d}.fits"
-        with _atomic_path(out / relative) as tmp:
+        with atomic_path(out / relative) as tmp:
             fits.PrimaryHDU(data=_to_float32_positive(g0), header=header).writeto(tmp)
         fits_entries.append({"path": relative, "shape": [size, size], "stars": [list(s) for s in stars]})
 
@@ -303,7 +302,7 @@ def write_radiation_demo(
         g0_stack[j] = _to_float32_positive(g0)
         column_stack[j] = column
         hdf5_stars.append([list(s) for s in stars])
-    with _atomic_path(out / "stack.h5") as tmp:
+    with atomic_path(out / "stack.h5") as tmp:
         # track_times=False: HDF5 would otherwise stamp creation times and break bitwise reproducibility.
         with h5py.File(tmp, "w") as h5:
             dset = h5.create_dataset("G0", data=g0_stack, track_times=False)
