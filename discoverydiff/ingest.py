@@ -2,10 +2,12 @@
 
 Steps, in order, for every matched file: read (``io``), convert to the dataset's units,
 reject NaN/inf/BLANK pixels and values the transform cannot take, centre-crop to a square,
-resample to the model's resolution; then fit the normalization over the whole dataset
-(``normalize``), draw the seeded few-shot / held-out split and write
-``tensors.h5`` and ``rejected.csv`` atomically (``store``). With ``on_bad_input: fail``
-the first bad file stops the run before anything is written.
+resample to the model's resolution; then draw the seeded few-shot / held-out split, fit
+the normalization on the few-shot maps (``normalize``; the held-out ones stay unseen) and
+write ``tensors.h5`` and ``rejected.csv`` atomically (``store``). Beside the normalized
+``x``, tensors.h5 keeps the resampled maps in physical units (``physical``, unclipped, so
+statistics see the real tails) and the mask of clipped pixels (``clipped``). With
+``on_bad_input: fail`` the first bad file stops the run before anything is written.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .io import RawField, read_raw_fields
 from .normalize import check_domain, fit_normalization
-from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, atomic_path, write_tensor_file
+from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, TensorFileWriter, atomic_path
 from .units import parse_unit, unit_string
 
 log = logging.getLogger(__name__)
 
 RESAMPLE_FILTERS = ("box", "lanczos", "bilinear", "bicubic")
+LUPTON_MAX_CLIPPED_SHARE = 0.05
 
 
 @dataclass
@@ -187,14 +190,51 @@ def _configured_units(units, name: str) -> list | None:
     return [unit_string(parse_unit(t, f"datasets.{name}.units")) for t in units]
 
 
-def _convert_units(raw: RawField, target: list) -> np.ndarray:
+class _UnitReader:
+    """A file's unit per channel, with the dataset's ``units:`` overriding what astropy cannot parse.
+
+    An unparsable unit (e.g. HST's ``BUNIT = 'COUNTS'``) is an error that says how to
+    override it, unless the dataset names its units: then the values are taken to be in
+    those units, with a warning naming the first file of each such unit string and, at the
+    end, how many files it applied to.
+    """
+
+    def __init__(self, dataset: str, configured: list | None):
+        self.dataset, self.configured = dataset, configured
+        self.overridden: dict[str, list] = {}
+
+    def parse(self, text: str, source) -> object | None:
+        """The astropy unit of ``text``, or None when it is unparsable and overridden."""
+        try:
+            return parse_unit(text, source)
+        except InputError as exc:
+            if self.configured is None:
+                raise InputError(source, f"{exc.problem}; if its values are in a unit astropy knows, "
+                                         f"give it as datasets.{self.dataset}.units (e.g. units: count for "
+                                         "'COUNTS'), which overrides the file's unit") from None
+            if text not in self.overridden:
+                log.warning("%s: unit %r is not one astropy understands; taking its values to be in %s as "
+                            "datasets.%s.units says", source, text, self.configured, self.dataset)
+            self.overridden.setdefault(text, []).append(str(source))
+            return None
+
+    def summary(self) -> None:
+        for text, files in self.overridden.items():
+            log.warning("%s: the file unit %r was overridden by datasets.%s.units in %d file(s), the first %s",
+                        self.dataset, text, self.dataset, len(files), files[0])
+
+
+def _convert_units(raw: RawField, target: list, reader: _UnitReader) -> np.ndarray:
     data = raw.data
     factors = []
     for c, (have, want) in enumerate(zip(raw.units, target)):
         if not have or not want or have == want:
             factors.append(1.0)
             continue
-        have_u, want_u = parse_unit(have, raw.name), parse_unit(want, "datasets.units")
+        have_u, want_u = reader.parse(have, raw.name), parse_unit(want, "datasets.units")
+        if have_u is None:  # overridden: the values are in the configured unit
+            factors.append(1.0)
+            continue
         try:
             factors.append(float(have_u.to(want_u)))
         except Exception:
@@ -213,6 +253,23 @@ class IngestResult:
     record: object
     tensors_path: Path
     rejected_path: Path
+
+
+def _shared_wcs(headers: list, names: list, dataset: str) -> dict | None:
+    """The inputs' common WCS, or None with a logged reason when they have none or differ."""
+    first = headers[0]
+    if not first:
+        if any(headers):
+            log.warning("%s: no WCS kept: %s has none while %s has one", dataset, names[0],
+                        names[next(i for i, h in enumerate(headers) if h)])
+        return None
+    for header, name in zip(headers[1:], names[1:]):
+        if header != first:
+            keys = sorted(k for k in set(first) | set(header) if first.get(k) != header.get(k))
+            log.warning("%s: no WCS kept: the inputs' WCS differ (%s vs %s in %s); the outputs carry none",
+                        dataset, name, names[0], ", ".join(keys[:6]) or "keywords")
+            return None
+    return first
 
 
 def _write_rejected(path: Path, rejected: list) -> None:
@@ -260,6 +317,7 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
     # states one; files that state none are taken to be in it. Fixed only by files
     # that pass every check, so a rejected file cannot set it.
     target_units = _configured_units(spec.units, name)
+    unit_reader = _UnitReader(name, target_units)
     channel_names, source_shapes = None, set()
     for path, entry in tqdm(files, desc=f"ingest {name}", unit="file"):
         try:
@@ -273,12 +331,12 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                 if target_units is not None and len(target_units) != n_channels:
                     raise ConfigError(f"datasets.{name}.units names {len(target_units)} unit(s) "
                                       f"for {n_channels} channel(s)")
-                units = [t if t else unit_string(parse_unit(have, raw.name))
+                units = [t if t else unit_string(unit_reader.parse(have, raw.name))
                          for t, have in zip(target_units or [None] * n_channels, raw.units)]
                 problem = check_domain(raw.data, transform)
                 if problem:
                     raise InputError(raw.name, problem)
-                data = _convert_units(raw, units)
+                data = _convert_units(raw, units, unit_reader)
                 shape = tuple(data.shape[1:])
                 data = center_crop(data, spec.crop_fraction, spec.crop_pixels, raw.name)
                 data = resample(data, resolution, spec.resample)
@@ -297,6 +355,7 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                 raise
             log.warning("skipping %s", exc)
             rejected.append((exc.path, exc.problem))
+    unit_reader.summary()
     if not maps:
         raise InputError(spec.inputs[0]["pattern"], f"every one of {len(files)} file(s) was rejected")
     n = len(maps)
@@ -304,15 +363,18 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
         raise ConfigError(f"datasets.{name}.n_fewshot = {spec.n_fewshot} leaves no held-out image: "
                           f"only {n} map(s) were ingested")
     physical = np.stack(maps)
+    rng = np.random.default_rng(seed)
+    split = np.full(n, SPLIT_HELDOUT, dtype=object)
+    split[rng.permutation(n)[:spec.n_fewshot]] = SPLIT_FEWSHOT
     geometry = {
         "crop": "center-square", "crop_fraction": spec.crop_fraction, "crop_pixels": spec.crop_pixels,
         "resample": spec.resample, "resolution": resolution, "source_shapes": sorted(source_shapes),
     }
     params = {}
+    lup = dict(norm_cfg.get("lupton") or {})
     if transform == "asinh":
         params["softening"] = norm_cfg.get("softening")
     if transform == "lupton":
-        lup = dict(norm_cfg.get("lupton") or {})
         params = {"Q": float(lup.get("Q", 8.0)), "stretch": float(lup.get("stretch", 0.5)),
                   "minimum": [float(m) for m in lup.get("minimum", [0.0, 0.0, 0.0])],
                   "band_scales": [float(s) for s in lup.get("band_scales", [1.0, 1.0, 1.0])]}
@@ -325,21 +387,43 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
         units=target_units, channel_names=channel_names,
         channel_mode="replicate" if spec.channels == "replicate" else "identity",
         model_channels=model_channels, geometry=geometry,
+        fit_rows=split == SPLIT_FEWSHOT, fitted_on=SPLIT_FEWSHOT,
     )
-    normalized, _ = record.to_normalized(physical)
+    if transform == "lupton":
+        _check_lupton_loss(name, record, float(lup.get("max_clipped_share", LUPTON_MAX_CLIPPED_SHARE)))
+    normalized, clipped = record.to_normalized(physical)
 
-    rng = np.random.default_rng(seed)
-    split = np.full(n, SPLIT_HELDOUT, dtype=object)
-    split[rng.permutation(n)[:spec.n_fewshot]] = SPLIT_FEWSHOT
-
-    shared_wcs = headers[0] if headers[0] and all(h == headers[0] for h in headers) else None
     attrs = {"dataset": name, "normalization": record.to_json(), "seed": int(seed),
-             "n_fewshot": int(spec.n_fewshot), "wcs": shared_wcs, **(provenance or {})}
+             "n_fewshot": int(spec.n_fewshot), "wcs": _shared_wcs(headers, names, name), **(provenance or {})}
     tensors_path, rejected_path = Path(tensors_path), Path(rejected_path)
     _write_rejected(rejected_path, rejected)
-    write_tensor_file(tensors_path, normalized, names, kind="images", attrs=attrs, split=list(split))
-    log.info("%s: %d maps (%d few-shot, %d held-out), %d rejected; %s lo=%s hi=%s %s, clipped %.3g%%",
-             name, n, spec.n_fewshot, n - spec.n_fewshot, len(rejected), transform,
-             [round(v, 4) for v in record.lo], [round(v, 4) for v in record.hi], record.units,
-             100 * record.clipped_fraction)
+    with TensorFileWriter(tensors_path, normalized.shape, "images", attrs) as out:
+        out.write(0, normalized, names)
+        out.add_dataset("split", np.array(list(split), dtype=object))
+        out.add_dataset("physical", physical.astype(np.float32), chunked=True,
+                        attrs={"units": record.units, "channel_names": record.channel_names})
+        out.add_dataset("clipped", record.to_model_channels(clipped).astype(np.uint8), chunked=True)
+    fewshot = split == SPLIT_FEWSHOT
+    log.info("%s: %d maps (%d few-shot, %d held-out), %d rejected; %s lo=%s hi=%s %s (percentiles of the "
+             "few-shot maps); clipped %.3g%% of pixels (few-shot %.3g%%, held-out %.3g%%, in the transform "
+             "%.3g%%), kept in tensors.h5 'clipped'", name, n, spec.n_fewshot, n - spec.n_fewshot, len(rejected),
+             transform, [round(v, 4) for v in record.lo], [round(v, 4) for v in record.hi], record.units,
+             100 * record.clipped_fraction, 100 * clipped[fewshot].mean(), 100 * clipped[~fewshot].mean(),
+             100 * record.transform_clipped_fraction)
     return IngestResult(n, len(rejected), rejected, record, tensors_path, rejected_path)
+
+
+def _check_lupton_loss(name: str, record, limit: float) -> None:
+    """Refuse a Lupton normalization that loses more than ``limit`` of the band-pixels."""
+    share = record.transform_clipped_fraction
+    if share <= limit:
+        return
+    p = record.params
+    softening = [round(float(p["stretch"]) * float(s) / float(p["Q"]), 6) for s in p["band_scales"]]
+    raise ConfigError(
+        f"datasets.{name}: the Lupton stretch loses {100 * share:.1f}% of the band-pixels (bands below "
+        f"'minimum' set to 0, pixels whose brightest band exceeds 1 rescaled), more than "
+        f"normalize.lupton.max_clipped_share = {limit}; these values cannot be mapped back to physical units. "
+        f"Either use the invertible per-band asinh stretch with the same scales (normalize: {{transform: asinh, "
+        f"softening: {softening}}}), or accept the loss with a larger max_clipped_share (the lost pixels are "
+        "then counted in the record and flagged in the 'clipped' mask and the CLIPPED extension of every output)")

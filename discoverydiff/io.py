@@ -8,6 +8,7 @@ ever written back to an input.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 FITS_CUBE_AXES = ("channels", "stack")
 HDF5_LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC")
@@ -36,7 +39,8 @@ class RawField:
         Unit string of each channel as found in the file ("" when absent).
     channel_names : list of str
     header : dict
-        WCS-relevant keywords (FITS) or attributes (HDF5), for provenance.
+        The WCS of the image plane as FITS keywords (:func:`wcs_cards`), empty when the
+        file has none.
     """
 
     data: np.ndarray
@@ -82,9 +86,30 @@ def _check_fits_complete(hdul, path):
             raise InputError(path, f"is truncated: HDU {i} needs {end} bytes, the file has {size}")
 
 
-_WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1",
-             "CDELT2", "CUNIT1", "CUNIT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2",
-             "PC2_1", "PC2_2", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE")
+_WCS_MARKERS = ("CTYPE1", "CRPIX1", "CRVAL1", "CDELT1", "CD1_1", "PC1_1")
+
+
+def wcs_cards(header, source="") -> dict:
+    """The WCS of a FITS image plane (axes 1 and 2) as astropy.wcs writes it: keyword -> value.
+
+    Read with :class:`astropy.wcs.WCS` and written back with ``to_header(relax=True)``, so
+    every keyword wcslib knows survives: CD or PC/CDELT, PVi_m projection parameters, SIP
+    distortion (A_/B_/AP_/BP_), DATE-OBS/MJD-OBS, RADESYS, EQUINOX. A header without WCS
+    keywords gives ``{}``; one astropy cannot read gives ``{}`` and a logged warning naming
+    ``source``. Lookup-table distortions (CPDIS/D2IM, kept in other HDUs) are not carried.
+    """
+    if not any(k in header for k in _WCS_MARKERS):
+        return {}
+    from astropy.wcs import WCS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FITSFixedWarning: wcslib's own fixes are fine
+            cards = WCS(header, naxis=2).to_header(relax=True)
+    except Exception as exc:  # astropy.wcs raises several types for a malformed WCS
+        log.warning("%s: its WCS could not be read by astropy.wcs (%s); its maps carry no WCS", source, exc)
+        return {}
+    return {key: cards[key] for key in cards if key not in ("COMMENT", "HISTORY", "")}
 
 
 def read_fits(path, hdu=None, cube_axis: str = "channels") -> list[RawField]:
@@ -134,7 +159,7 @@ def read_fits(path, hdu=None, cube_axis: str = "channels") -> list[RawField]:
     if data is None:
         raise InputError(path, "the selected HDU has no data")
     unit = str(header.get("BUNIT", "")).strip()
-    wcs = {k: header[k] for k in _WCS_KEYS if k in header}
+    wcs = wcs_cards(header, path)
     if data.ndim == 2:
         return [RawField(data[None], str(path), [unit], [str(header.get("EXTNAME", "") or "field")], wcs)]
     if data.ndim == 3:

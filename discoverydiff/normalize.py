@@ -7,15 +7,21 @@ and what was clipped. Normalized values are
 
     y = 2 (T(x) - lo) / (hi - lo) - 1, clipped to [-1, 1],
 
-and the inverse is exact on unclipped pixels.
+and the inverse is exact on unclipped pixels. Clipping is never silent: every transform
+returns the mask of the pixels it could not represent (outside [lo, hi], or lost inside
+the Lupton stretch), the record holds their share, ingest keeps the mask beside the
+tensors, and :meth:`NormalizationRecord.clip_mask` marks the model outputs that sit at the
+bounds, where :meth:`NormalizationRecord.to_physical` cannot tell the value.
 
 Transforms
 ----------
 ``log10``
     T(x) = log10(x); for strictly positive fields (radiation field G0, column density).
 ``asinh``
-    T(x) = asinh(x / a) with softening ``a`` in the data's units; linear below ``a``,
-    logarithmic above, defined for negative values (sky-subtracted fluxes).
+    T(x) = asinh(x / a) with softening ``a`` in the data's units (one value, or one per
+    channel); linear below ``a``, logarithmic above, defined for negative values
+    (sky-subtracted fluxes). Per band, with ``a_b = stretch * band_scale_b / Q``, it is the
+    invertible counterpart of the Lupton stretch below.
 ``linear``
     T(x) = x.
 ``lupton``
@@ -24,7 +30,9 @@ Transforms
     ``band_scales`` and shifted by ``minimum``, the mean intensity I is stretched to
     f(I) = slope asinh(I Q / stretch) with slope = 0.1 / asinh(0.1 Q), and each band is
     multiplied by f(I) / I. Output is in [0, 1]; pixels where a band went negative or the
-    brightest band exceeded 1 are clipped by that algorithm and not invertible.
+    brightest band exceeded 1 are clipped by that algorithm and not invertible. Which
+    band-pixels those are is measured on astropy's own output (:func:`lupton_lost`), and
+    ingest refuses a dataset where their share exceeds ``max_clipped_share``.
 """
 
 from __future__ import annotations
@@ -73,17 +81,54 @@ def lupton_inverse(rgb: np.ndarray, Q: float, stretch: float, minimum, band_scal
     return (shifted + minimum) * np.asarray(band_scales, dtype=np.float64)[None, :, None, None]
 
 
+LUPTON_PARAMS = ("Q", "stretch", "minimum", "band_scales")
+
+
+def lupton_lost(bands: np.ndarray, rgb: np.ndarray, Q: float, stretch: float, minimum, band_scales,
+                rtol: float = 1e-6) -> np.ndarray:
+    """Band-pixels that astropy's Lupton output ``rgb`` cannot give back: (N, 3, H, W) bool.
+
+    Measured on the output itself: a band-pixel is lost when :func:`lupton_inverse` of
+    ``rgb`` misses the input flux by more than ``rtol`` (relative to |flux| plus the band's
+    scale, so that fluxes near zero are judged on the band's own scale). That catches the
+    bands make_lupton_rgb set to zero (negative after the shift), every band of a pixel it
+    rescaled because its brightest band exceeded 1, and the other bands of a pixel with a
+    zeroed band, whose mean intensity, and so whose inverse, changed with it.
+    """
+    scales = np.asarray(band_scales, dtype=np.float64)[None, :, None, None]
+    back = lupton_inverse(rgb, Q, stretch, minimum, band_scales)
+    return ~(np.abs(back - bands) <= rtol * (np.abs(bands) + scales))
+
+
+def _softening(params: dict, n_channels: int) -> np.ndarray:
+    """The asinh softening as a (1, C, 1, 1) array (one value for all channels, or one each)."""
+    a = np.atleast_1d(np.asarray(params["softening"], dtype=np.float64))
+    if a.size not in (1, n_channels):
+        raise ConfigError(f"asinh softening has {a.size} values for {n_channels} channel(s)")
+    return np.broadcast_to(a, (n_channels,))[None, :, None, None]
+
+
+def transform_with_mask(x: np.ndarray, transform: str, params: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """T(x) and the mask of values T lost (only the Lupton stretch loses any; else None)."""
+    x = np.asarray(x, dtype=np.float64)
+    if transform == "lupton":
+        lupton = {k: params[k] for k in LUPTON_PARAMS}
+        rgb = lupton_forward(x, **lupton)
+        return rgb, lupton_lost(x, rgb, **lupton)
+    return forward_transform(x, transform, params), None
+
+
 def forward_transform(x: np.ndarray, transform: str, params: dict) -> np.ndarray:
     """Apply T to physical values (N, C, H, W); no range checks (see :func:`check_domain`)."""
     x = np.asarray(x, dtype=np.float64)
     if transform == "log10":
         return np.log10(x)
     if transform == "asinh":
-        return np.arcsinh(x / params["softening"])
+        return np.arcsinh(x / _softening(params, x.shape[1]))
     if transform == "linear":
         return x.copy()
     if transform == "lupton":
-        return lupton_forward(x, **params)
+        return lupton_forward(x, **{k: params[k] for k in LUPTON_PARAMS})
     raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
 
 
@@ -93,11 +138,11 @@ def inverse_transform(t: np.ndarray, transform: str, params: dict) -> np.ndarray
     if transform == "log10":
         return np.power(10.0, t)
     if transform == "asinh":
-        return np.sinh(t) * params["softening"]
+        return np.sinh(t) * _softening(params, t.shape[1])
     if transform == "linear":
         return t.copy()
     if transform == "lupton":
-        return lupton_inverse(t, **params)
+        return lupton_inverse(t, **{k: params[k] for k in LUPTON_PARAMS})
     raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
 
 
@@ -138,9 +183,17 @@ class NormalizationRecord:
     model_channels : int
         Channels the diffusion model sees.
     clipped_fraction : float
-        Share of normalized pixels that fell outside [-1, 1] and were clipped.
+        Share of source-channel pixels of the whole dataset that were clipped: outside
+        [-1, 1], or lost inside the transform (Lupton). Equals the mean of the ``clipped``
+        mask ingest stores.
+    transform_clipped_fraction : float
+        The part of it lost inside the transform itself (Lupton's zeroed and saturated
+        band-pixels); 0 for the other transforms.
     percentiles : list of float or None
         The percentiles ``lo``/``hi`` came from, or None when set explicitly.
+    fitted_on : str
+        Which maps the percentiles were taken over (ingest: ``fewshot``, so the held-out
+        targets stay unseen).
     geometry : dict
         What was done to the pixel grid: crop, resampling, original shape.
     """
@@ -154,7 +207,9 @@ class NormalizationRecord:
     channel_mode: str = "identity"
     model_channels: int = 3
     clipped_fraction: float = 0.0
+    transform_clipped_fraction: float = 0.0
     percentiles: list | None = None
+    fitted_on: str = "all"
     geometry: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -185,24 +240,60 @@ class NormalizationRecord:
     def to_normalized(self, physical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Physical (N, C_source, H, W) -> normalized (N, model_channels, H, W) float32.
 
-        Returns the normalized array and a boolean mask (N, C_source, H, W) of clipped pixels.
+        Returns the normalized array and a boolean mask (N, C_source, H, W) of clipped pixels:
+        outside [lo, hi], or lost inside the transform (see :meth:`transform_lost`).
         """
+        y, clipped, _ = self._normalize(physical)
+        return y, clipped
+
+    def _normalize(self, physical):
         physical = np.asarray(physical, dtype=np.float64)
         if physical.ndim != 4 or physical.shape[1] != self.source_channels:
             raise ValueError(f"expected (N, {self.source_channels}, H, W), got {physical.shape}")
         lo, hi = self._bounds()
-        y = 2.0 * (forward_transform(physical, self.transform, self.params) - lo) / (hi - lo) - 1.0
+        transformed, lost = transform_with_mask(physical, self.transform, self.params)
+        y = 2.0 * (transformed - lo) / (hi - lo) - 1.0
         clipped = (y < -1.0) | (y > 1.0)
+        if lost is None:
+            lost = np.zeros_like(clipped)
+        clipped |= lost
         y = np.clip(y, -1.0, 1.0)
         if self.channel_mode == "replicate":
             y = np.repeat(y, self.model_channels, axis=1)
-        return y.astype(np.float32), clipped
+        return y.astype(np.float32), clipped, lost
+
+    def transform_lost(self, physical: np.ndarray) -> np.ndarray:
+        """Mask (N, C_source, H, W) of pixels the transform itself lost (Lupton), before lo/hi."""
+        return self._normalize(physical)[2]
+
+    def to_model_channels(self, mask: np.ndarray) -> np.ndarray:
+        """A source-channel mask (N, C_source, H, W) laid out like the model's tensors."""
+        mask = np.asarray(mask)
+        return np.repeat(mask, self.model_channels, axis=1) if self.channel_mode == "replicate" else mask
+
+    def clip_mask(self, normalized: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+        """Pixels :meth:`to_physical` maps to a bound: (N, C_source, H, W) bool.
+
+        A model output at or beyond -1 or +1 (within ``tolerance``: samples are stored as
+        float32, clipped to [-1, 1]) has no physical value of its own; it comes back as
+        ``lo`` or ``hi``. With ``replicate`` a pixel counts when any model channel is at a
+        bound, since the average that is inverted then contains a clipped value.
+        """
+        y = np.asarray(normalized, dtype=np.float64)
+        if y.ndim != 4 or y.shape[1] != self.model_channels:
+            raise ValueError(f"expected (N, {self.model_channels}, H, W), got {y.shape}")
+        at_bound = np.abs(y) >= 1.0 - tolerance
+        if self.channel_mode == "replicate":
+            return at_bound.any(axis=1, keepdims=True)
+        return at_bound
 
     def to_physical(self, normalized: np.ndarray) -> np.ndarray:
         """Normalized (N, model_channels, H, W) -> physical (N, C_source, H, W) float64.
 
         Values outside [-1, 1] (a generated sample can overshoot) are clipped first, so
-        the result stays inside the range the data spanned.
+        the result stays inside [lo, hi] of the fit (for percentiles, a range narrower than
+        the data's own); :meth:`clip_mask` says which pixels sit at those bounds, and the
+        writers of :mod:`discoverydiff.physical` keep that mask beside the values.
         """
         y = np.asarray(normalized, dtype=np.float64)
         if y.ndim != 4 or y.shape[1] != self.model_channels:
@@ -229,8 +320,9 @@ class NormalizationRecord:
 def fit_normalization(physical: np.ndarray, transform: str, params: dict | None = None,
                       percentiles=(0.5, 99.5), lo=None, hi=None, per_channel: bool = True,
                       units=None, channel_names=None, channel_mode: str = "identity",
-                      model_channels: int = 3, geometry: dict | None = None) -> NormalizationRecord:
-    """Fit ``lo``/``hi`` on a whole dataset and return its record.
+                      model_channels: int = 3, geometry: dict | None = None,
+                      fit_rows=None, fitted_on: str | None = None) -> NormalizationRecord:
+    """Fit ``lo``/``hi`` on a dataset (or some of its maps) and return its record.
 
     Parameters
     ----------
@@ -252,15 +344,24 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
     model_channels : int
     geometry : dict, optional
         Crop/resample record, stored as given.
+    fit_rows : array of bool or int, optional
+        The maps the softening and the percentiles are taken from (ingest passes the
+        few-shot maps, so the held-out ones stay unseen); default all. The clipped share
+        is always that of the whole of ``physical``.
+    fitted_on : str, optional
+        Name of those maps for the record (default ``all``, or ``subset``).
     """
     physical = np.asarray(physical, dtype=np.float64)
     n_channels = physical.shape[1]
+    fit_data = physical if fit_rows is None else physical[np.asarray(fit_rows)]
+    if fit_data.shape[0] == 0:
+        raise ConfigError("no maps to fit the normalization on")
     params = dict(params or {})
     if transform == "asinh" and params.get("softening") is None:
-        params["softening"] = float(np.median(np.abs(physical))) or 1.0
-    if transform == "asinh" and params["softening"] <= 0:
+        params["softening"] = float(np.median(np.abs(fit_data))) or 1.0
+    if transform == "asinh" and np.any(np.asarray(params["softening"], dtype=np.float64) <= 0):
         raise ConfigError(f"asinh softening must be positive, got {params['softening']}")
-    transformed = forward_transform(physical, transform, params)
+    transformed = forward_transform(fit_data, transform, params)
 
     def bound(value, q):
         if value is not None:
@@ -281,8 +382,10 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         channel_names=list(channel_names) if channel_names is not None else [f"c{i}" for i in range(n_channels)],
         channel_mode=channel_mode, model_channels=model_channels,
         percentiles=None if lo is not None and hi is not None else [float(p) for p in percentiles],
+        fitted_on=fitted_on or ("all" if fit_rows is None else "subset"),
         geometry=dict(geometry or {}),
     )
-    _, clipped = record.to_normalized(physical)
+    _, clipped, lost = record._normalize(physical)
     record.clipped_fraction = float(clipped.mean())
+    record.transform_clipped_fraction = float(lost.mean())
     return record

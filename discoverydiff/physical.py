@@ -6,14 +6,17 @@ Galaxy Zoo 8-bit images to their 0-255 scale, Legacy Survey cutouts (``lupton``)
 nanomaggies. The writers put the unit (``BUNIT``), the settings that produced the samples
 and their provenance into the header (FITS) or the attributes (HDF5), and, when the input
 maps shared one, a WCS corrected for the crop and resampling done at ingest (see
-:func:`resampled_wcs_header`). Every output appears under its final name only once it is
-complete.
+:func:`resampled_wcs_header`). Nothing clipped is hidden: every FITS file has an image
+extension ``CLIPPED`` (uint8, 1 where the value sits at a clip bound and is not the
+model's own), every HDF5 file a ``clipped`` dataset, and HISTORY cards say what was done
+to the data. Every output appears under its final name only once it is complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -22,7 +25,9 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .normalize import NormalizationRecord
-from .store import _encode_attr, atomic_path, read_attrs, read_tensor_file
+from .store import _encode_attr, atomic_path, has_dataset, read_attrs, read_rows, read_tensor_file
+
+log = logging.getLogger(__name__)
 
 FITS_MODES = ("multi", "per_sample")
 
@@ -43,7 +48,7 @@ _PROVENANCE_CARDS = {
 }
 _SKIPPED_ATTRS = {"normalization", "wcs"}
 _EXTNAME_MAX = 60
-_WCS_SCALED = ("CDELT1", "CDELT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+CLIPPED_EXTNAME = "CLIPPED"
 
 
 # --------------------------------------------------------------------------------------
@@ -102,6 +107,40 @@ def to_physical_maps(tensor_path, return_names: bool = False):
     return physical, record, tensors.attrs
 
 
+def real_physical_maps(tensors_path, split: str | None = None):
+    """The real maps of a dataset in physical units, unclipped, with their clip mask.
+
+    Parameters
+    ----------
+    tensors_path : the dataset's ``tensors.h5``.
+    split : ``fewshot``, ``heldout`` or None for all rows.
+
+    Returns
+    -------
+    physical : ndarray (N, C_source, H, W) float64
+        The resampled maps as ingest measured them (dataset ``physical``), tails included,
+        beyond the record's lo/hi. A file from before that dataset existed falls back to
+        ``record.to_physical(x)`` (clipped), with a warning.
+    clipped : ndarray (N, C_source, H, W) bool
+        Pixels that ingest clipped to [-1, 1] (or the transform lost).
+    names : list of str
+    record : NormalizationRecord
+    """
+    tensors = read_tensor_file(tensors_path, split=split)
+    record = record_from_attrs(tensors.attrs, tensors_path)
+    if has_dataset(tensors_path, "physical"):
+        values = read_rows(tensors_path, "physical", split).astype(np.float64)
+        mask = read_rows(tensors_path, "clipped", split).astype(bool)
+        if record.channel_mode == "replicate":
+            mask = mask.any(axis=1, keepdims=True)
+    else:
+        log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
+                    "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
+        values = record.to_physical(tensors.x)
+        mask = record.clip_mask(tensors.x)
+    return values, mask, tensors.names, record
+
+
 def to_rgb_uint8(physical, record: NormalizationRecord) -> np.ndarray:
     """8-bit RGB for display: (N, C_source, H, W) physical -> (N, H, W, 3) uint8.
 
@@ -122,38 +161,8 @@ def to_rgb_uint8(physical, record: NormalizationRecord) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def resampled_wcs_header(wcs: dict | None, geometry: dict) -> dict | None:
-    """The input WCS keywords, corrected for the centre crop and resampling of ingest.
-
-    Ingest (``ingest.center_crop`` then ``ingest.resample``) takes a square of ``side``
-    pixels starting at row ``top = (H - side) // 2`` and column ``left = (W - side) // 2``
-    and resamples it to ``resolution`` pixels, so that output pixel edges fall every
-    ``s = side / resolution`` input pixels. In 1-based FITS pixel coordinates, the centre
-    of output pixel p lies at input position ``s (p - 1/2) + 1/2 + offset``. Hence
-
-        CRPIX_new = (CRPIX - 1/2 - offset) / s + 1/2,    CDELT_new = s CDELT,
-        CD_new = s CD (PC unchanged),
-
-    with offset ``left`` on axis 1 (x, columns) and ``top`` on axis 2 (y, rows); the
-    reference value CRVAL and the projection are unchanged, so every output pixel centre
-    has the world coordinate of the same physical position in the original map.
-
-    Parameters
-    ----------
-    wcs : dict or None
-        WCS keywords of the input maps (tensor-file attribute ``wcs``).
-    geometry : dict
-        ``record.geometry``: ``crop_fraction``, ``crop_pixels``, ``resolution``,
-        ``source_shapes`` ([[H, W], ...], one shape needed).
-
-    Returns
-    -------
-    dict or None
-        The corrected keywords, or None when there is no WCS or the inputs had several
-        shapes (then no single WCS describes the outputs).
-    """
-    if not wcs:
-        return None
+def _crop_and_scale(geometry: dict):
+    """(top, left, side, scale) of ingest's centre crop and resampling, or None without one shape."""
     shapes = [tuple(s) for s in geometry.get("source_shapes") or []]
     resolution = geometry.get("resolution")
     if len(shapes) != 1 or resolution is None:
@@ -163,20 +172,78 @@ def resampled_wcs_header(wcs: dict | None, geometry: dict) -> dict | None:
     fraction = geometry.get("crop_fraction", 1.0)
     # Same expression as ingest.center_crop, so the offsets agree pixel for pixel.
     side = pixels if pixels is not None else max(1, int(round(fraction * min(h, w))))
-    top, left = (h - side) // 2, (w - side) // 2
-    scale = side / float(resolution)
-    out = dict(wcs)
-    for axis, offset in ((1, left), (2, top)):
-        crpix = float(wcs.get(f"CRPIX{axis}", 0.0))
-        out[f"CRPIX{axis}"] = (crpix - 0.5 - offset) / scale + 0.5
-    has_cd = any(k.startswith("CD") and "_" in k for k in wcs)
-    for key in _WCS_SCALED:
-        if key in wcs:
-            out[key] = float(wcs[key]) * scale
-    if not has_cd:
-        for axis in (1, 2):
-            out.setdefault(f"CDELT{axis}", scale)  # FITS default CDELT is 1
-    return out
+    return (h - side) // 2, (w - side) // 2, side, side / float(resolution)
+
+
+def _scale_sip(sip, scale: float, crpix):
+    """SIP polynomials for pixels ``scale`` times larger: A_pq -> A_pq scale^(p + q - 1).
+
+    SIP corrects pixel offsets u = x - CRPIX by polynomials in pixel units; with u = scale u'
+    the correction in new pixels is f(scale u', scale v') / scale.
+    """
+    from astropy.wcs import Sip
+
+    def scaled(coefficients):
+        if coefficients is None:
+            return None
+        c = np.array(coefficients, dtype=np.float64)
+        p, q = np.indices(c.shape)
+        return c * scale ** (p + q - 1.0)
+
+    return Sip(scaled(sip.a), scaled(sip.b), scaled(sip.ap), scaled(sip.bp), crpix)
+
+
+def resampled_wcs_header(wcs: dict | None, geometry: dict) -> dict | None:
+    """The input WCS, corrected for the centre crop and resampling of ingest, as FITS keywords.
+
+    The keywords (tensor-file attribute ``wcs``, from :func:`discoverydiff.io.wcs_cards`)
+    are read into an :class:`astropy.wcs.WCS`; the crop is ``WCS.slice`` of the square of
+    ``side`` pixels at row ``top = (H - side) // 2``, column ``left = (W - side) // 2``
+    (what ``ingest.center_crop`` keeps); the resampling to ``resolution`` pixels makes
+    output pixel edges fall every ``s = side / resolution`` input pixels, so in 1-based
+    pixel coordinates
+
+        CRPIX_new = (CRPIX_crop - 1/2) / s + 1/2,   CDELT (or CD) scaled by s,
+
+    and SIP coefficients A_pq, B_pq, AP_pq, BP_pq scaled by s^(p+q-1) (astropy's slice takes
+    integer steps only and leaves SIP unscaled). CRVAL, the projection (PVi_m), DATE-OBS and
+    the other keywords are unchanged, so every output pixel centre has the world coordinate
+    of the same position in the original map.
+
+    Returns
+    -------
+    dict or None
+        The corrected keywords, or None when there is no WCS, or the inputs had several
+        shapes (then no single WCS describes the outputs; logged).
+    """
+    if not wcs:
+        return None
+    geometry_ok = _crop_and_scale(geometry)
+    if geometry_ok is None:
+        log.warning("the inputs' WCS is dropped from the outputs: the inputs had several shapes %s before "
+                    "cropping and resampling, so no single WCS describes the maps",
+                    geometry.get("source_shapes"))
+        return None
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    top, left, side, scale = geometry_ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FITSFixedWarning about wcslib's own fixes
+        original = WCS(fits.Header(list(wcs.items())), naxis=2)
+        out = original.slice((slice(top, top + side), slice(left, left + side)))
+        crpix = (np.array(out.wcs.crpix, dtype=np.float64) - 0.5) / scale + 0.5
+        out.wcs.crpix = crpix
+        if out.wcs.has_cd():
+            out.wcs.cd = np.array(out.wcs.cd) * scale
+        else:
+            out.wcs.cdelt = np.array(out.wcs.cdelt) * scale
+        if out.sip is not None:
+            out.sip = _scale_sip(out.sip, scale, crpix)
+        cards = out.to_header(relax=True)
+    return {key: cards[key] for key in cards if key not in ("COMMENT", "HISTORY", "")}
 
 
 # --------------------------------------------------------------------------------------
@@ -244,6 +311,48 @@ def provenance_header(attrs: dict, record: NormalizationRecord):
     return header
 
 
+def history_lines(record: NormalizationRecord, attrs: dict, clipped: np.ndarray) -> list[str]:
+    """What was done to the data, as FITS HISTORY text (and the HDF5 ``history`` attribute)."""
+    geometry = record.geometry or {}
+    lines = []
+    if geometry:
+        crop = (f"{geometry['crop_pixels']} px" if geometry.get("crop_pixels") is not None
+                else f"fraction {geometry.get('crop_fraction', 1.0)}")
+        lines.append(f"Ingest: centre square crop ({crop}) of maps of shape(s) {geometry.get('source_shapes')}, "
+                     f"resampled with '{geometry.get('resample')}' to {geometry.get('resolution')} px.")
+    bounds = (f"percentiles {record.percentiles} of the {record.fitted_on} maps" if record.percentiles
+              else "set in the config")
+    lines.append(f"Normalized: y = 2 (T(x) - lo) / (hi - lo) - 1, T = {record.transform}, lo = {record.lo}, "
+                 f"hi = {record.hi} ({bounds}), clipped to [-1, 1]; at ingest "
+                 f"{100 * record.clipped_fraction:.3g}% of the dataset's pixels were clipped"
+                 + (f" ({100 * record.transform_clipped_fraction:.3g}% inside the transform)"
+                    if record.transform_clipped_fraction else "") + ".")
+    kind = attrs.get("kind", "rows")
+    if kind != "images":
+        lines.append(f"These are {kind} (model {attrs.get('model')}) mapped back with T^-1((y + 1) / 2 (hi - lo) + lo) "
+                     "after clipping y to [-1, 1].")
+    n = int(np.count_nonzero(clipped))
+    lines.append(f"{n} of {clipped.size} pixels ({100 * n / max(clipped.size, 1):.3g}%) sit at a clip bound "
+                 f"(lo or hi), their true value unknown; extension {CLIPPED_EXTNAME} marks them with 1.")
+    return lines
+
+
+def _clipped_hdu(mask: np.ndarray, wcs: dict | None, names=None):
+    """The CLIPPED image extension: uint8, 1 where a value sits at a clip bound."""
+    from astropy.io import fits
+
+    hdu = fits.ImageHDU(np.ascontiguousarray(mask, dtype=np.uint8), name=CLIPPED_EXTNAME)
+    hdu.header["NCLIPPED"] = (int(np.count_nonzero(mask)), "pixels at a clip bound")
+    hdu.header["CLIPFRAC"] = (float(np.count_nonzero(mask)) / max(mask.size, 1), "share of pixels at a clip bound")
+    if names is not None:
+        hdu.header["NSAMPLES"] = (len(names), "first axis: samples, in the order of the HDUs")
+    if wcs:
+        for key, value in wcs.items():
+            hdu.header[key] = _card_value(value)
+    hdu.header.add_comment("1: the value is at the normalization's lo or hi bound (clipped), 0: it is not.")
+    return hdu
+
+
 def _sanitize(name: str) -> str:
     text = re.sub(r"[^A-Za-z0-9_.\-]+", "_", os.path.basename(str(name).rstrip("/\\")) or str(name)).strip("_.")
     return (text or "sample")[-_EXTNAME_MAX:]
@@ -302,17 +411,22 @@ def _atomic_write(hdulist, path: Path) -> Path:
     return path
 
 
-def _check_inputs(physical, names, record) -> np.ndarray:
+def _check_inputs(physical, names, record, clipped=None) -> tuple[np.ndarray, np.ndarray]:
     physical = np.asarray(physical)
     if physical.ndim != 4 or physical.shape[1] != record.source_channels:
         raise ValueError(f"physical maps must be (N, {record.source_channels}, H, W), got {physical.shape}")
     if len(names) != physical.shape[0]:
         raise ValueError(f"{len(names)} names for {physical.shape[0]} maps")
-    return physical
+    if clipped is None:  # the values at the record's bounds are the clipped ones
+        clipped = record.clip_mask(record.to_normalized(physical)[0])
+    clipped = np.asarray(clipped, dtype=bool)
+    if clipped.shape != physical.shape:
+        raise ValueError(f"clip mask of shape {clipped.shape} for maps of shape {physical.shape}")
+    return physical, clipped
 
 
 def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dict, out_path=None,
-                        mode: str = "multi", out_dir=None) -> list[Path]:
+                        mode: str = "multi", out_dir=None, clipped=None) -> list[Path]:
     """Write physical maps as FITS, with units, provenance and the corrected WCS.
 
     Parameters
@@ -338,6 +452,11 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
         its channels share a unit, else one ImageHDU per channel, each with its BUNIT.
     out_dir : str or Path, optional
         ``per_sample``: the directory (default ``out_path``).
+    clipped : ndarray of bool, shape like ``physical``, optional
+        Pixels at a clip bound (:meth:`NormalizationRecord.clip_mask` of the model output);
+        default the pixels whose value is the record's lo or hi. Written as the last HDU,
+        EXTNAME ``CLIPPED`` (multi: all samples, first axis the sample; per_sample: the
+        sample's own), with HISTORY cards in the primary header.
 
     Returns
     -------
@@ -349,12 +468,15 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
 
     if mode not in FITS_MODES:
         raise ValueError(f"mode must be one of {FITS_MODES}, got {mode!r}")
-    physical = _check_inputs(physical, names, record)
+    physical, clipped = _check_inputs(physical, names, record, clipped)
     wcs = resampled_wcs_header(attrs.get("wcs"), record.geometry or {})
     provenance = provenance_header(attrs, record)
     if wcs is None and attrs.get("wcs"):
         provenance.add_comment("The inputs' WCS was dropped: they had several shapes before resampling.")
+    for line in history_lines(record, attrs, clipped):
+        provenance.add_history(line)
     extnames = _unique_names(names)
+    squeeze = physical.shape[1] == 1  # a single-channel sample is a 2-D image; its mask too
     if mode == "multi":
         if out_path is None:
             raise ValueError("mode 'multi' needs out_path")
@@ -366,6 +488,7 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
         hdus = [primary]
         for data, name, ext in zip(physical, names, extnames):
             hdus += _image_hdus(data, name, ext, record, wcs, primary=False)
+        hdus.append(_clipped_hdu(clipped[:, 0] if squeeze else clipped, wcs, names))
         return [_atomic_write(fits.HDUList(hdus), out_path)]
 
     if out_dir is None and out_path is None:
@@ -375,20 +498,26 @@ def write_physical_fits(physical, names, record: NormalizationRecord, attrs: dic
     written = []
     # every file under its temporary name first: none is renamed into place unless all were written
     with contextlib.ExitStack() as stack:
-        for data, name, ext in zip(physical, names, extnames):
+        for data, mask, name, ext in zip(physical, clipped, names, extnames):
             hdus = _image_hdus(data, name, ext, record, wcs, primary=True, provenance=provenance)
             if not isinstance(hdus[0], fits.PrimaryHDU):
                 primary = fits.PrimaryHDU()
                 primary.header.extend(provenance, end=True)
                 hdus = [primary, *hdus]
+            hdus.append(_clipped_hdu(mask[0] if squeeze else mask, wcs))
             final = directory / f"{ext}.fits"
             fits.HDUList(hdus).writeto(stack.enter_context(atomic_path(final)), output_verify="exception")
             written.append(final)
     return written
 
 
-def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dict, out_path) -> Path:
-    """Write physical maps as HDF5: dataset ``physical`` (N, C, H, W) float32 and ``names``.
+def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dict, out_path,
+                        clipped=None) -> Path:
+    """Write physical maps as HDF5: dataset ``physical`` (N, C, H, W) float32, ``names`` and ``clipped``.
+
+    ``clipped`` (uint8, like ``physical``) marks the values at a clip bound, as the CLIPPED
+    extension of the FITS writer does (``clipped`` argument: see :func:`write_physical_fits`);
+    the file's ``history`` attribute says what was done to the data.
 
     The dataset's attributes: ``units`` and ``channel_names`` (string arrays, one per
     channel), ``bunit`` (when the channels share a unit), ``normalization`` (the record as
@@ -398,7 +527,7 @@ def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dic
     """
     import h5py
 
-    physical = _check_inputs(physical, names, record)
+    physical, clipped = _check_inputs(physical, names, record, clipped)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     strings = h5py.string_dtype(encoding="utf-8")
@@ -411,6 +540,10 @@ def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dic
             ds = h5.create_dataset("physical", data=physical.astype(np.float32),
                                    chunks=(1, *physical.shape[1:]) if physical.shape[0] else None)
             h5.create_dataset("names", data=np.array([str(n) for n in names], dtype=object), dtype=strings)
+            mask = h5.create_dataset("clipped", data=clipped.astype(np.uint8),
+                                     chunks=(1, *clipped.shape[1:]) if clipped.shape[0] else None)
+            mask.attrs["meaning"] = "1: the value is at the normalization's lo or hi bound (clipped), 0: it is not"
+            h5.attrs["history"] = "\n".join(history_lines(record, attrs, clipped))
             ds.attrs["units"] = np.array(record.units, dtype=object).astype(strings)
             ds.attrs["channel_names"] = np.array(record.channel_names, dtype=object).astype(strings)
             unit = _uniform_unit(record)
@@ -423,12 +556,22 @@ def write_physical_hdf5(physical, names, record: NormalizationRecord, attrs: dic
 
 
 def export_physical(tensor_path, out_path, fmt: str = "fits", mode: str = "multi", out_dir=None) -> list[Path]:
-    """Tensor file -> physical FITS (``fmt="fits"``) or HDF5 (``fmt="hdf5"``) in one call."""
-    physical, record, attrs, names = to_physical_maps(tensor_path, return_names=True)
+    """Tensor file -> physical FITS (``fmt="fits"``) or HDF5 (``fmt="hdf5"``) in one call.
+
+    A dataset's ``tensors.h5`` is written from its unclipped ``physical`` maps and ingest's
+    clip mask; any other tensor file through the record, with :meth:`~NormalizationRecord.clip_mask`.
+    """
+    if has_dataset(tensor_path, "physical"):
+        physical, clipped, names, record = real_physical_maps(tensor_path)
+        attrs = read_attrs(tensor_path)
+    else:
+        physical, record, attrs, names = to_physical_maps(tensor_path, return_names=True)
+        clipped = record.clip_mask(read_tensor_file(tensor_path).x)
     if fmt == "fits":
-        return write_physical_fits(physical, names, record, attrs, out_path, mode=mode, out_dir=out_dir)
+        return write_physical_fits(physical, names, record, attrs, out_path, mode=mode, out_dir=out_dir,
+                                   clipped=clipped)
     if fmt == "hdf5":
-        return [write_physical_hdf5(physical, names, record, attrs, out_path)]
+        return [write_physical_hdf5(physical, names, record, attrs, out_path, clipped=clipped)]
     raise ValueError(f"fmt must be 'fits' or 'hdf5', got {fmt!r}")
 
 
@@ -448,6 +591,10 @@ def export_sample_set(set_path, tensors_path, fits_path, hdf5_path, mode: str = 
     attrs = {**samples.attrs, "normalization": record.to_json(), "dataset": dataset.get("dataset"),
              "wcs": dataset.get("wcs"), "source": str(set_path)}
     physical = record.to_physical(samples.x)
-    written = write_physical_fits(physical, samples.names, record, attrs, fits_path, mode=mode, out_dir=out_dir)
-    written.append(write_physical_hdf5(physical, samples.names, record, attrs, hdf5_path))
+    clipped = record.clip_mask(samples.x)
+    log.info("%s: %d of %d pixels (%.3g%%) at a clip bound of %s's record, flagged in CLIPPED / 'clipped'",
+             set_path, int(clipped.sum()), clipped.size, 100 * clipped.mean(), tensors_path)
+    written = write_physical_fits(physical, samples.names, record, attrs, fits_path, mode=mode, out_dir=out_dir,
+                                  clipped=clipped)
+    written.append(write_physical_hdf5(physical, samples.names, record, attrs, hdf5_path, clipped=clipped))
     return written

@@ -5,6 +5,10 @@ Layout (docs/formats.md):
 - dataset ``x``: float32, shape (N, C, H, W);
 - dataset ``names``: (N,) UTF-8, the source file and index of each row;
 - optional dataset ``split``: (N,) UTF-8, ``fewshot`` or ``heldout``;
+- dataset tensor files (``tensors.h5``) also hold ``physical``: float32 (N, C_source, H, W),
+  the resampled maps in physical units before normalization (unclipped; attrs ``units``,
+  ``channel_names``), and ``clipped``: uint8 (N, C, H, W) like ``x``, 1 where the value
+  was clipped;
 - attrs: ``kind`` (images, latents, samples, ...), ``normalization`` (a JSON record),
   the settings that produced the file, ``seed``, ``discoverydiff_version``,
   ``config_sha256``. Dict-valued attrs are stored as JSON strings.
@@ -187,13 +191,18 @@ class TensorFileWriter:
                 self._tmp.unlink()
         return False
 
-    def add_dataset(self, name: str, data) -> None:
-        """Add a further per-row dataset, e.g. ``split``."""
+    def add_dataset(self, name: str, data, chunked: bool = False, attrs: dict | None = None) -> None:
+        """Add a further per-row dataset, e.g. ``split``; ``chunked``: one row per chunk, compressed."""
         data = np.asarray(data)
         if data.dtype.kind in "USO":
-            self._h5.create_dataset(name, data=data.astype(object), dtype=_STR)
+            ds = self._h5.create_dataset(name, data=data.astype(object), dtype=_STR)
+        elif chunked and data.ndim > 1 and data.shape[0]:
+            ds = self._h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]), compression="gzip",
+                                         compression_opts=1, shuffle=True)
         else:
-            self._h5.create_dataset(name, data=data)
+            ds = self._h5.create_dataset(name, data=data)
+        for key, value in (attrs or {}).items():
+            ds.attrs[key] = _encode_attr(value)
 
 
 def write_tensor_file(path, x, names, kind: str, attrs: dict | None = None,
@@ -285,6 +294,32 @@ def read_tensor_file(path, split: str | None = None) -> TensorSet:
             raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
         out = out.subset(split)
     return out
+
+
+def has_dataset(path, name: str) -> bool:
+    """Whether a tensor file holds the per-row dataset ``name`` (e.g. ``physical``, ``clipped``)."""
+    with _open_checked(path) as h5:
+        return name in h5
+
+
+def read_rows(path, name: str, split: str | None = None) -> np.ndarray:
+    """A per-row dataset of a tensor file (``physical``, ``clipped``...), optionally one split's rows."""
+    with _open_checked(path) as h5:
+        if name not in h5:
+            raise InputError(path, f"has no dataset {name!r}; it was written by an older version, run its "
+                                   "ingest again")
+        if h5[name].shape[:1] != h5["x"].shape[:1]:
+            raise InputError(path, f"dataset {name!r} has {h5[name].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
+        rows = slice(None)
+        if split is not None:
+            if "split" not in h5:
+                raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
+            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
+            rows = np.flatnonzero(labels == split)
+        try:
+            return h5[name][rows]
+        except OSError as exc:
+            raise InputError(path, f"dataset {name!r} is unreadable, the file may be truncated ({exc})") from None
 
 
 def shard_range(n: int, index: int, count: int, align: int = 1) -> tuple[int, int]:

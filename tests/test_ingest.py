@@ -11,9 +11,9 @@ from conftest import sha256_tree
 from PIL import Image
 
 from discoverydiff.errors import ConfigError, InputError
-from discoverydiff.ingest import DatasetSpec, ingest_dataset, resample, resample_matrix
+from discoverydiff.ingest import LUPTON_MAX_CLIPPED_SHARE, DatasetSpec, ingest_dataset, resample, resample_matrix
 from discoverydiff.normalize import NormalizationRecord
-from discoverydiff.store import read_tensor_file
+from discoverydiff.store import read_rows, read_tensor_file
 
 
 def _ingest(tmp_path, cfg, **kw):
@@ -45,7 +45,21 @@ def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps
     assert record.units == ["Habing"] and record.geometry["resample"] == "box"
     assert record.geometry["source_shapes"] == [[48, 48]]
     expected = np.stack([resample(m[None], 16, "box") for m in lognormal_maps.astype(np.float32)])
-    np.testing.assert_allclose(record.to_physical(ts.x), expected, rtol=1e-5)
+    # the unclipped maps are kept as they were resampled, tails and all
+    np.testing.assert_allclose(read_rows(out / "tensors.h5", "physical"), expected, rtol=1e-6)
+    # lo/hi are the percentiles of the few-shot maps only: the held-out ones stay unseen
+    fewshot = np.log10(expected[ts.split == "fewshot"])
+    assert record.fitted_on == "fewshot"
+    assert record.lo == [pytest.approx(fewshot.min())] and record.hi == [pytest.approx(fewshot.max())]
+    # every clipped pixel is in the mask, and the record's share is the mask's mean
+    mask = read_rows(out / "tensors.h5", "clipped")
+    assert mask.dtype == np.uint8 and mask.shape == ts.x.shape
+    outside = (np.log10(expected) < record.lo[0]) | (np.log10(expected) > record.hi[0])
+    np.testing.assert_array_equal(mask[:, 0].astype(bool), outside[:, 0])
+    assert (mask == mask[:, :1]).all()  # replicate: one mask per field, on every model channel
+    assert record.clipped_fraction == pytest.approx(mask.mean()) and record.clipped_fraction > 0
+    back = record.to_physical(ts.x)
+    np.testing.assert_allclose(back[~outside], expected[~outside], rtol=1e-5)
     with open(out / "rejected.csv") as fh:
         assert list(csv.reader(fh)) == [["file", "reason"]]
 
@@ -67,8 +81,8 @@ def test_units_are_converted_to_the_dataset_unit(tmp_path, lognormal_maps):
         hdu.writeto(d / f"{i}.fits")
     _, out = _ingest(tmp_path, _field_cfg(d, n_fewshot=1, units="Habing"))
     ts = read_tensor_file(out / "tensors.h5")
-    record = NormalizationRecord.from_json(ts.attrs["normalization"])
-    back = record.to_physical(ts.x)
+    assert NormalizationRecord.from_json(ts.attrs["normalization"]).units == ["Habing"]
+    back = read_rows(out / "tensors.h5", "physical")
     np.testing.assert_allclose(back[1], resample(lognormal_maps[1][None], 16, "box"), rtol=1e-5)
     (d / "2.fits").unlink(missing_ok=True)
     hdu = fits.PrimaryHDU(lognormal_maps[2])
@@ -222,3 +236,5 @@ def test_schema_defaults_match_the_library_defaults():
     assert props["on_bad_input"]["default"] == spec.on_bad_input
     assert props["crop"]["properties"]["fraction"]["default"] == spec.crop_fraction
     assert props["normalize"]["properties"]["transform"]["default"] == spec.normalize["transform"]
+    lupton = props["normalize"]["properties"]["lupton"]["properties"]
+    assert lupton["max_clipped_share"]["default"] == LUPTON_MAX_CLIPPED_SHARE

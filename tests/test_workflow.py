@@ -88,10 +88,13 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         discovered = read_tensor_file(tmp_path / f"results/{dataset}/discovered_latents.h5")
         assert 0 < discovered.attrs["acceptance"]["acceptance_rate"] <= 1
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
-        assert set(comparison["set"]) == {"samples", "base_samples", "heldout"}  # closed form: no baseline
+        # closed form: no baseline; the few-shot targets appear with their clipped share only
+        assert set(comparison["set"]) == {"samples", "base_samples", "heldout", "fewshot"}
+        assert set(comparison[comparison["set"] == "fewshot"]["statistic"]) == {"clipped_share"}
         assert "memorization_score" in set(comparison["statistic"])
         with fits.open(tmp_path / f"results/{dataset}/physical/samples.fits") as hdul:
-            assert len(hdul) == 5 and hdul[1].data.shape[-2:] == (16, 16)
+            assert len(hdul) == 6 and hdul[1].data.shape[-2:] == (16, 16)
+            assert hdul[-1].name == "CLIPPED" and hdul[-1].data.shape[0] == 4
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert_1-of-1.tsv").exists()
