@@ -121,13 +121,28 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
         return _save(fig, out_stem, pd.DataFrame(rows))
 
 
+def _pdf_range(values: Mapping[str, np.ndarray], real_names, tail: float = 0.1) -> tuple[float, float]:
+    """Bin range: every generated value, and the real maps' (unclipped) values up to their
+    ``tail`` and 100 - ``tail`` percentiles, so their tails beyond the record's lo/hi show
+    without a few extreme pixels stretching the bins; values outside are counted out
+    (``n_in_range``)."""
+    real = np.concatenate([v for k, v in values.items() if k in real_names])
+    generated = [v for k, v in values.items() if k not in real_names and v.size]
+    lo, hi = np.percentile(real, [tail, 100.0 - tail])
+    if generated:
+        lo, hi = min(lo, min(v.min() for v in generated)), max(hi, max(v.max() for v in generated))
+    return float(lo), float(hi)
+
+
 def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, include_heldout: bool = True,
               channel: int = 0) -> FigureFiles:
     """One-point PDFs of log10 of the field, per set, against the few-shot targets.
 
-    Values are pooled over every map of a set (physical units through the dataset's
-    record) and binned on common edges, the record's range in log10 (log10 records: lo to
-    hi); the density is per dex over the values in range
+    Values are pooled over every map of a set (generated sets through the dataset's record,
+    real targets as ingest kept them, unclipped) and binned on common edges in log10 that
+    span the generated values and the real ones to their 0.1 / 99.9 percentiles, so the
+    real tails beyond the record's lo/hi show next to the generated sets that stop there;
+    the density is per dex over the values in range
     (:func:`discoverydiff.stats.pdf_log10`). Fields with non-positive values (asinh
     records) are binned linearly instead.
 
@@ -158,15 +173,13 @@ def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, 
     name, unit = _quantity(record, channel)
     if logarithmic:
         values = {k: np.log10(v).ravel() for k, v in data.items()}
-        lo, hi = ((record.lo[channel], record.hi[channel]) if record.transform == "log10"
-                  else (min(v.min() for v in values.values()), max(v.max() for v in values.values())))
         xlabel, ylabel = _log_label(record, channel), "PDF [dex$^{-1}$]"
     else:
         values = {k: v.ravel() for k, v in data.items()}
-        lo, hi = min(v.min() for v in values.values()), max(v.max() for v in values.values())
         xlabel, ylabel = quantity_label(record, channel), _with_unit("PDF", f"{unit}$^{{-1}}$" if unit else "")
+    lo, hi = _pdf_range(values, set(real))
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
-    # to_physical clips to the record's range, so a float round-off must not drop the end values
+    # the end values are data values: a float round-off must not drop them
     edges[0], edges[-1] = np.nextafter(edges[0], -np.inf), np.nextafter(edges[-1], np.inf)
     rows = []
     with mpl.rc_context(_STYLE):

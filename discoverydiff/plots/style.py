@@ -129,14 +129,18 @@ def _physical(path, record: NormalizationRecord, tensors_h5) -> _Images:
 
 
 def _real_sets(tensors_h5, record, include_heldout: bool) -> dict[str, _Images]:
+    """The real maps as ingest kept them (unclipped), ``saturated`` from ingest's clip mask."""
+    from ..physical import real_physical_maps
+
     images = read_tensor_file(tensors_h5)
     if images.split is None:
         raise InputError(tensors_h5, "has no 'split' dataset; the few-shot targets cannot be told apart")
     out = {}
     for split in (SPLIT_FEWSHOT, SPLIT_HELDOUT) if include_heldout else (SPLIT_FEWSHOT,):
-        part = images.subset(split)
-        if len(part.names):
-            out[split] = _images(part.x, part.names, record)
+        if not (images.split == split).any():
+            continue
+        values, clipped, names, _ = real_physical_maps(tensors_h5, split)
+        out[split] = _Images(values, list(names), clipped.reshape(len(values), -1).mean(axis=1))
     if SPLIT_FEWSHOT not in out:
         raise InputError(tensors_h5, "has no few-shot targets")
     return out

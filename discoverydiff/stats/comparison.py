@@ -56,7 +56,8 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
                  memorization_reference: str = "fewshot", target_keys=None, boxlength=1.0,
                  power_of: str = "log10", k_range=None, window=None, channel: int = 0,
                  features: Callable | None = None, memorization_threshold: float = 1.0 / 3.0,
-                 morphology_kwargs: dict | None = None, morphology_tables: Mapping | None = None):
+                 morphology_kwargs: dict | None = None, morphology_tables: Mapping | None = None,
+                 clip_masks: Mapping[str, np.ndarray] | None = None):
     """Distance of every set's statistics to those of the real target maps.
 
     Parameters
@@ -94,6 +95,10 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     morphology_tables : dict of str -> DataFrame, optional
         Galaxies only: :func:`galaxy_morphology` tables already measured (rule ``morphology``),
         keyed like ``real`` and ``sets``; a set without one is measured here.
+    clip_masks : dict of str -> ndarray of bool, optional
+        Pixels at a clip bound, keyed like ``real`` and ``sets`` (ingest's ``clipped`` mask
+        for real maps, :meth:`NormalizationRecord.clip_mask` for generated ones): gives a
+        ``clipped_share`` row for every set with a mask, the real maps' included.
 
     Returns
     -------
@@ -114,7 +119,9 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
             failed fits of the set (``real_value``: of the real images).
         both
             ``memorization_score`` share of the set's samples with d1/d2 < threshold against
-            ``real[memorization_reference]`` (fraction).
+            ``real[memorization_reference]`` (fraction); ``clipped_share`` share of the set's
+            pixels at a clip bound (fraction; ``real_value``: that of the pooled real
+            targets), with ``clip_masks``.
     """
     import pandas as pd
 
@@ -181,6 +188,14 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         ratios = nearest_neighbour_ratios(data, references, features)
         score = memorization_score(ratios, memorization_threshold)
         rows.append(_row(name, "memorization_score", score, "fraction", score, np.nan, len(ratios), len(references)))
+    masks = dict(clip_masks or {})
+    real_masks = [np.asarray(masks[k], dtype=bool) for k in keys if k in masks]
+    real_share = float(np.mean(np.concatenate([m.ravel() for m in real_masks]))) if real_masks else np.nan
+    for name in [*[k for k in real if k not in sets], *sets]:
+        if name in masks:
+            mask = np.asarray(masks[name], dtype=bool)
+            share = float(mask.mean()) if mask.size else np.nan
+            rows.append(_row(name, "clipped_share", share, "fraction", share, real_share, len(mask), n_real))
     columns = ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -191,7 +206,10 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
 
     Every set (discovered samples, base-model samples, the fine-tuned baseline) is mapped
     to physical units through the dataset's normalization record; the held-out targets
-    are added as the ``heldout`` set, the floor that sampling noise alone gives.
+    are added as the ``heldout`` set, the floor that sampling noise alone gives. The real
+    maps (few-shot and held-out) are the unclipped ones ingest kept, so their PDFs, spectra
+    and W1 include the tails beyond the record's lo/hi that no generated sample can reach;
+    every set, real ones included, gets its ``clipped_share``.
 
     Parameters
     ----------
@@ -211,17 +229,20 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     """
     import pandas as pd
 
-    from ..normalize import NormalizationRecord
+    from ..physical import real_physical_maps
     from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
 
     cfg = dict(cfg or {})
-    images = read_tensor_file(tensors_path)
-    if not images.attrs.get("normalization"):
-        raise InputError(tensors_path, "has no normalization record")
-    record = NormalizationRecord.from_json(images.attrs["normalization"])
-    real = {SPLIT_FEWSHOT: record.to_physical(images.subset(SPLIT_FEWSHOT).x)}
-    sets = {name: record.to_physical(read_tensor_file(path).x) for name, path in set_paths.items()}
-    sets[SPLIT_HELDOUT] = record.to_physical(images.subset(SPLIT_HELDOUT).x)
+    fewshot, fewshot_mask, _, record = real_physical_maps(tensors_path, SPLIT_FEWSHOT)
+    heldout, heldout_mask, _, _ = real_physical_maps(tensors_path, SPLIT_HELDOUT)
+    real = {SPLIT_FEWSHOT: fewshot}
+    sets, masks = {}, {SPLIT_FEWSHOT: fewshot_mask}
+    for name, path in set_paths.items():
+        x = read_tensor_file(path).x
+        if x.shape[1] != record.model_channels:
+            raise InputError(path, f"has {x.shape[1]} channel(s); {tensors_path}'s record maps {record.model_channels}")
+        sets[name], masks[name] = record.to_physical(x), record.clip_mask(x)
+    sets[SPLIT_HELDOUT], masks[SPLIT_HELDOUT] = heldout, heldout_mask
     features = None
     if cfg.get("feature_extractor"):
         extractor = load_feature_extractor(cfg["feature_extractor"])
@@ -235,7 +256,8 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
                               morphology_kwargs={k: v for k, v in (cfg.get("morphology") or {}).items()
                                                  if v is not None},
                               morphology_tables={name: read_morphology_table(path)
-                                                 for name, path in (morphology_paths or {}).items()})
+                                                 for name, path in (morphology_paths or {}).items()},
+                              clip_masks=masks)
     rows = []
     if kind == "field":
         for name, data in {**real, **sets}.items():

@@ -203,6 +203,7 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
         ``set`` and the columns of :func:`galaxy_morphology`, one row per galaxy.
     """
     from ..normalize import NormalizationRecord
+    from ..physical import real_physical_maps
     from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
 
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
@@ -213,12 +214,13 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     if not images.attrs.get("normalization"):
         raise InputError(tensors_path, "has no normalization record")
     record = NormalizationRecord.from_json(images.attrs["normalization"])
-    if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):
-        chosen = images.subset(set_name)
+    if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):  # the unclipped maps ingest kept
+        values, _, names, _ = real_physical_maps(tensors_path, set_name)
     elif set_path is None:
         raise ValueError(f"set {set_name!r} needs its tensor file")
     else:
         chosen = read_tensor_file(set_path)
-    table = galaxy_morphology(record.to_physical(chosen.x), names=list(chosen.names), **settings)
+        values, names = record.to_physical(chosen.x), chosen.names
+    table = galaxy_morphology(values, names=list(names), **settings)
     table.insert(0, "set", set_name)
     return table
