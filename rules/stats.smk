@@ -29,6 +29,7 @@ rule stats:
             subcategory="tables",
         ),
         spectra="results/{dataset}/power_spectra.csv",
+        novelty="results/{dataset}/novelty.csv",
     log:
         "results/{dataset}/logs/stats.log",
     benchmark:
@@ -38,6 +39,7 @@ rule stats:
     params:
         kind=dataset_kind,
         stats=config["stats"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/stats.py"
 

@@ -227,13 +227,13 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     samples[:, :, :2] = 1.0  # two rows of every sample stored at the upper clip bound
     attrs = {"normalization": images.attrs["normalization"], "model": "test"}
     write_tensor_file(tmp_path / "samples.h5", samples, [f"s{i}" for i in range(4)], "samples", attrs)
-    comparison, _ = dataset_statistics(tensors, {"samples": tmp_path / "samples.h5"}, "field")
+    comparison, _, _ = dataset_statistics(tensors, {"samples": tmp_path / "samples.h5"}, "field")
     share = comparison[comparison["statistic"] == "clipped_share"].set_index("set")["value"]
-    assert sorted(share.index) == ["fewshot", "heldout", "samples"]
+    assert sorted(share.index) == ["discovered", "fewshot", "heldout"]  # the samples file is the discovered set
     mask = read_rows(tensors, "clipped")[:, 0].astype(bool)
     assert share["fewshot"] == pytest.approx(mask[images.split == "fewshot"].mean())
     assert share["heldout"] == pytest.approx(mask[images.split == "heldout"].mean()) and share["heldout"] > 0
-    assert share["samples"] == pytest.approx(((np.abs(samples[:, 0]) >= 1 - 1e-6)).mean())
+    assert share["discovered"] == pytest.approx(((np.abs(samples[:, 0]) >= 1 - 1e-6)).mean())
     # the real targets' PDF distance is between their unclipped values (scipy's W1)
     kept = np.log10(read_rows(tensors, "physical")[:, 0].astype(np.float64))
     w1 = comparison.query("set == 'heldout' and statistic == 'pdf_w1_log10'")["value"].item()
@@ -247,5 +247,5 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     width = (table["right"] - table["left"]).max()
     few = table[(table["set"] == "fewshot") & (table["density"] > 0)]
     assert few["left"].min() < record.lo[0] - width and few["right"].max() > record.hi[0] + width
-    gen = table[(table["set"] == "samples") & (table["density"] > 0)]
+    gen = table[(table["set"] == "discovered") & (table["density"] > 0)]
     assert gen["left"].min() >= record.lo[0] - width and gen["right"].max() <= record.hi[0] + width

@@ -31,7 +31,7 @@ from discoverydiff.errors import InputError
 from discoverydiff.models import analytic_model
 from discoverydiff.normalize import NormalizationRecord, fit_normalization
 from discoverydiff.physical import to_rgb_uint8
-from discoverydiff.stats import dataset_statistics, morphology_of_set, nearest_neighbour_ratios
+from discoverydiff.stats import dataset_statistics, morphology_of_set, nearest_neighbour_ratios, table_set_name
 from discoverydiff.store import read_attrs, read_tensor_file, write_tensor_file
 
 N_FEWSHOT, N_HELDOUT, N_BASE, N_DISCOVERED = 6, 3, 8, 3
@@ -77,7 +77,7 @@ def field_tree(tmp_path_factory):
                       "samples", {"normalization": record.to_json()})
     sets = {"samples": results / "samples.h5", "base_samples": base / "samples.h5",
             "baseline_samples": results / "baseline_samples.h5"}
-    comparison, spectra = dataset_statistics(tensors, sets, "field")
+    comparison, spectra, novelty = dataset_statistics(tensors, sets, "field")
     comparison.to_csv(results / "comparison.csv", index=False)
     spectra.to_csv(results / "power_spectra.csv", index=False)
     return {"results": results, "base": base, "tensors": tensors, "record": record, "sets": sets, "root": root}
@@ -258,11 +258,11 @@ def test_latent_geometry_without_discovered_latents(field_tree, tmp_path):
 def test_sample_grid_shows_every_set_in_habing(field_tree, field_figures):
     record, sets = field_tree["record"], field_tree["sets"]
     data = check_files(figure(field_figures[0], "samples"), plots.DOUBLE_COLUMN_IN)  # the default 8 columns
-    assert list(dict.fromkeys(data["set"])) == ["fewshot", "samples", "base_samples", "baseline_samples"]
+    assert list(dict.fromkeys(data["set"])) == ["fewshot", "discovered", "base_samples", "baseline_samples"]
     expected = {"fewshot": read_tensor_file(field_tree["tensors"], split="fewshot").x}
     expected.update({name: read_tensor_file(path).x for name, path in sets.items()})
     for name, x in expected.items():
-        rows = data[data["set"] == name]
+        rows = data[data["set"] == table_set_name(name)]
         shown = record.to_physical(x[:8])[:, 0]
         assert len(rows) == min(8, len(x))
         np.testing.assert_allclose(rows["mean"], shown[:len(rows)].mean(axis=(1, 2)), rtol=1e-6)
@@ -280,7 +280,8 @@ def test_sample_grid_of_galaxies_is_their_8bit_rgb(galaxy_tree, galaxy_figures):
     for name, path in [("fewshot", galaxy_tree["tensors"]), *galaxy_tree["sets"].items()]:
         x = read_tensor_file(path, split="fewshot" if name == "fewshot" else None).x
         rgb = to_rgb_uint8(record.to_physical(x), record)
-        np.testing.assert_allclose(data[data["set"] == name]["rgb_mean"], rgb.mean(axis=(1, 2, 3)))
+        np.testing.assert_allclose(data[data["set"] == table_set_name(name)]["rgb_mean"],
+                                   rgb.mean(axis=(1, 2, 3)))
     assert set(data["units"]) == {"8-bit value [0-255]"}
 
 
@@ -296,7 +297,7 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
     results = field_tree["results"]
     data = check_files(figure(field_figures[0], "power_spectra"), plots.SINGLE_COLUMN_IN)
     spectra = pd.read_csv(results / "power_spectra.csv")
-    assert set(data["set"]) == set(spectra["set"]) == {"fewshot", "heldout", "samples", "base_samples",
+    assert set(data["set"]) == set(spectra["set"]) == {"fewshot", "heldout", "discovered", "base_samples",
                                                        "baseline_samples"}
     merged = spectra.merge(data, on=["set", "k"], suffixes=("", "_plotted"))
     assert len(merged) == len(spectra)
@@ -305,7 +306,7 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
     comparison = pd.read_csv(results / "comparison.csv")
     slopes = comparison[comparison["statistic"] == "power_slope_difference"].set_index("set")
     plotted = data.groupby("set")["slope"].first()
-    for name in ("samples", "base_samples", "baseline_samples", "heldout"):
+    for name in ("discovered", "base_samples", "baseline_samples", "heldout"):
         assert plotted[name] == slopes.loc[name, "set_value"]
     assert plotted["fewshot"] == slopes["real_value"].iloc[0]
     real = data[data["set"] == "fewshot"]
@@ -314,7 +315,7 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
 
 def test_pdfs_integrate_to_one_over_every_pixel(field_tree, field_figures):
     data = check_files(figure(field_figures[0], "pdfs"), plots.SINGLE_COLUMN_IN)
-    sizes = {"fewshot": N_FEWSHOT, "heldout": N_HELDOUT, "samples": N_DISCOVERED, "base_samples": N_BASE,
+    sizes = {"fewshot": N_FEWSHOT, "heldout": N_HELDOUT, "discovered": N_DISCOVERED, "base_samples": N_BASE,
              "baseline_samples": 4}
     assert list(dict.fromkeys(data["set"])) == list(sizes)
     record = field_tree["record"]
@@ -329,8 +330,8 @@ def test_pdfs_integrate_to_one_over_every_pixel(field_tree, field_figures):
 def test_memorization_histograms_count_every_sample_and_match_comparison_csv(field_tree, field_figures):
     data = check_files(figure(field_figures[0], "memorization"), plots.SINGLE_COLUMN_IN)
     comparison = pd.read_csv(field_tree["results"] / "comparison.csv")
-    scores = comparison[comparison["statistic"] == "memorization_score"].set_index("set")["value"]
-    sizes = {"heldout": N_HELDOUT, "samples": N_DISCOVERED, "base_samples": N_BASE, "baseline_samples": 4}
+    scores = comparison[comparison["statistic"] == "near_copy_share"].set_index("set")["value"]
+    sizes = {"heldout": N_HELDOUT, "discovered": N_DISCOVERED, "base_samples": N_BASE, "baseline_samples": 4}
     for name, n in sizes.items():
         rows = data[data["set"] == name]
         assert rows["count"].sum() == n and (rows["n"] == n).all()
@@ -356,7 +357,7 @@ def test_memorization_histograms_count_every_sample_and_match_comparison_csv(fie
 def test_morphology_draws_the_tables_of_rule_morphology(galaxy_tree, galaxy_figures):
     out, written = galaxy_figures
     data = check_files(figure(out, "morphology"), plots.DOUBLE_COLUMN_IN)
-    assert data.groupby("set").size().to_dict() == {"fewshot": 4, "heldout": 2, "samples": 3, "base_samples": 3}
+    assert data.groupby("set").size().to_dict() == {"fewshot": 4, "heldout": 2, "discovered": 3, "base_samples": 3}
     for name in ("fewshot", "base_samples"):  # the plotted values are the table's, not measured again
         table = pd.read_csv(galaxy_tree["results"] / "morphology" / f"{name}.csv")
         np.testing.assert_array_equal(data[data["set"] == name]["gini"].to_numpy(), table["gini"].to_numpy())

@@ -243,18 +243,18 @@ def test_morphology_estimates_the_sky_from_the_border():
 
 
 # --------------------------------------------------------------------------- memorization
-def test_memorization_score_of_copies_and_of_independent_draws(rng):
+def test_near_copy_share_of_copies_and_of_independent_draws(rng):
     references = rng.uniform(-1, 1, size=(12, 3, 8, 8))
     order = rng.permutation(12)
     copies = references[order] + rng.normal(0, 1e-4, size=references.shape)
     ratios = stats.nearest_neighbour_ratios(copies, references, chunk_size=5)
     np.testing.assert_array_equal(ratios["nearest_index"], order)
-    assert stats.memorization_score(ratios) == 1.0
+    assert stats.near_copy_share(ratios) == 1.0
     independent = rng.uniform(-1, 1, size=(20, 3, 8, 8))
-    assert stats.memorization_score(stats.nearest_neighbour_ratios(independent, references)) == 0.0
+    assert stats.near_copy_share(stats.nearest_neighbour_ratios(independent, references)) == 0.0
 
 
-def test_memorization_score_counts_exactly_the_ratios_below_the_threshold():
+def test_near_copy_share_counts_exactly_the_ratios_below_the_threshold():
     """Samples on the segment between two orthogonal references r0, r1 (|r| = 10, the others farther):
     at s (r1 - r0) from r0, d1 / d2 = s / (1 - s) exactly."""
     references = 10.0 * np.eye(6)
@@ -265,9 +265,9 @@ def test_memorization_score_counts_exactly_the_ratios_below_the_threshold():
     np.testing.assert_allclose(ratios["ratio"], wanted, rtol=1e-12)
     np.testing.assert_array_equal(ratios["nearest_index"], 0)
     np.testing.assert_array_equal(ratios["second_index"], 1)
-    assert stats.memorization_score(ratios) == 2 / 5  # 0.1 and 0.3 are below 1/3
-    assert stats.memorization_score(ratios, threshold=0.45) == 3 / 5
-    assert stats.memorization_score(ratios["ratio"].to_numpy(), threshold=0.95) == 1.0
+    assert stats.near_copy_share(ratios) == 2 / 5  # 0.1 and 0.3 are below 1/3
+    assert stats.near_copy_share(ratios, threshold=0.45) == 3 / 5
+    assert stats.near_copy_share(ratios["ratio"].to_numpy(), threshold=0.95) == 1.0
 
 
 def test_nearest_neighbour_distances_match_brute_force(rng):
@@ -281,7 +281,7 @@ def test_nearest_neighbour_distances_match_brute_force(rng):
     np.testing.assert_allclose(table["d1"], ordered[:, 0], rtol=1e-12)
     np.testing.assert_allclose(table["d2"], ordered[:, 1], rtol=1e-12)
     np.testing.assert_allclose(table["ratio"], ordered[:, 0] / ordered[:, 1], rtol=1e-12)
-    assert stats.memorization_score(table, threshold=2.0) == 1.0
+    assert stats.near_copy_share(table, threshold=2.0) == 1.0
 
 
 def test_reproducibility_score(rng):
@@ -341,18 +341,23 @@ def test_compare_sets_fields():
     sets = {"same": _lognormal_fields(6, -3.0, 3)[:, None], "steeper": _lognormal_fields(6, -4.0, 4),
             "copies": real["fewshot"] * 1.0001}
     table = stats.compare_sets(real, sets, kind="field", boxlength=64.0)
-    assert list(table.columns) == ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real"]
+    assert list(table.columns) == ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real",
+                                   "ci_low", "ci_high"]
     value = table.set_index(["set", "statistic"])["value"]
-    assert len(table) == 3 * 8
+    assert len(table) == 3 * 9  # 7 domain statistics, near_copy_share, mscore (no held-out set: no novelty_w1)
+    # every statistic has a bootstrap interval around it (a set of identical copies has none to speak of)
+    inside = (table["ci_low"] <= table["value"] + 1e-9) & (table["value"] <= table["ci_high"] + 1e-9)
+    assert inside[table["statistic"] != "log10_kurtosis_difference"].mean() > 0.9
+    assert (table["ci_high"] - table["ci_low"])[table["set"] == "same"].max() > 0
     assert value["same", "power_log10_distance"] < value["steeper", "power_log10_distance"]
     assert abs(value["same", "power_slope_difference"]) < 0.2
     assert value["steeper", "power_slope_difference"] == pytest.approx(-1.0, abs=0.25)
     assert value["same", "pdf_w1_log10"] < 0.1
-    assert value["copies", "memorization_score"] == 1.0
-    assert value["same", "memorization_score"] == 0.0
+    assert value["copies", "near_copy_share"] == 1.0
+    assert value["same", "near_copy_share"] == 0.0
     units = table.set_index("statistic")["units"]
     assert units["pdf_w1_log10"].iloc[0] == "dex"
-    assert set(table["n_real"]) == {8, 4}  # statistics against all 8, memorization against the 4 few-shot
+    assert set(table["n_real"]) == {8, 4}  # statistics against all 8, novelty against the 4 few-shot
 
 
 def test_compare_sets_galaxies():
@@ -363,7 +368,7 @@ def test_compare_sets_galaxies():
     value = table.set_index(["set", "statistic"])["value"]
     assert value["bulges", "concentration_w1"] > value["disks", "concentration_w1"] + 0.5
     assert value["bulges", "failed_fit_share"] == 0.5 and value["disks", "failed_fit_share"] == 0.0
-    assert {"memorization_score", "sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
+    assert {"near_copy_share", "sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
 
 
 def test_compare_sets_reads_measured_morphology_tables_instead_of_measuring_again(tmp_path, monkeypatch):

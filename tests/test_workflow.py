@@ -91,7 +91,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         # closed form: no baseline; the few-shot targets appear with their clipped share only
         assert set(comparison["set"]) == {"samples", "base_samples", "heldout", "fewshot"}
         assert set(comparison[comparison["set"] == "fewshot"]["statistic"]) == {"clipped_share"}
-        assert "memorization_score" in set(comparison["statistic"])
+        assert "near_copy_share" in set(comparison["statistic"])
         with fits.open(tmp_path / f"results/{dataset}/physical/samples.fits") as hdul:
             assert len(hdul) == 6 and hdul[1].data.shape[-2:] == (16, 16)
             assert hdul[-1].name == "CLIPPED" and hdul[-1].data.shape[0] == 4

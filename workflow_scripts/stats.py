@@ -1,4 +1,4 @@
-"""rule stats: every sample set of a dataset against its targets -> comparison.csv, power_spectra.csv."""
+"""rule stats: every sample set of a dataset against its targets -> comparison.csv, power_spectra.csv, novelty.csv."""
 
 from discoverydiff.stats import dataset_statistics
 from discoverydiff.store import write_csv_atomic
@@ -11,10 +11,12 @@ def step():
     prefix = "morphology_"
     sets = {name: path for name, path in sm.input.items() if name != "tensors" and not name.startswith(prefix)}
     morphology = {name[len(prefix):]: path for name, path in sm.input.items() if name.startswith(prefix)}
-    comparison, spectra = dataset_statistics(sm.input.tensors, sets, sm.params.kind, sm.params.stats,
-                                             morphology_paths=morphology)
+    comparison, spectra, novelty = dataset_statistics(sm.input.tensors, sets, sm.params.kind,
+                                                      {**sm.params.stats, "seed": sm.params.seed},
+                                                      morphology_paths=morphology)
     write_csv_atomic(comparison, sm.output.comparison)
     write_csv_atomic(spectra, sm.output.spectra)
+    write_csv_atomic(novelty, sm.output.novelty)
 
 
 run_step(sm.log[0], step)

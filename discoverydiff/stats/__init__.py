@@ -11,10 +11,12 @@ can be compared with other codes. What lives where:
   :func:`pdf_moments`, :func:`wasserstein1`;
 - :mod:`.morphology`: statmorph galaxy morphology (CAS, Gini-M20, Sersic):
   :func:`galaxy_morphology`, :func:`morphology_of_set` (rule ``morphology``);
-- :mod:`.neighbours`: memorization and reproducibility scores (Zhang et al. 2024):
-  :func:`nearest_neighbour_ratios`, :func:`memorization_score`,
-  :func:`paired_cosine_similarity`, :func:`reproducibility_score`,
-  :func:`load_feature_extractor`;
+- :mod:`.neighbours`: nearest neighbours and the reproducibility score (Zhang et al. 2024):
+  :func:`nearest_neighbour_ratios`, :func:`paired_cosine_similarity`,
+  :func:`reproducibility_score`, :func:`load_feature_extractor`;
+- :mod:`.novelty`: new member or copy: :func:`novelty_table`, :func:`near_copy_share`,
+  :func:`mscore`, :func:`novelty_w1`, :func:`source_share`, :func:`max_cosine_similarity`,
+  :func:`bootstrap_interval`;
 - :mod:`.comparison`: the comparison table of the workflow's stats rule:
   :func:`compare_sets`, :func:`dataset_statistics`, :func:`read_morphology_table`.
 
@@ -28,16 +30,35 @@ from .comparison import FIELD_POWER_OF, compare_sets, dataset_statistics, read_m
 from .morphology import MORPHOLOGY_PARAMETERS, MORPHOLOGY_SETTINGS, galaxy_morphology, morphology_of_set
 from .neighbours import (
     load_feature_extractor,
-    memorization_score,
     nearest_neighbour_ratios,
     paired_cosine_similarity,
     reproducibility_score,
+)
+from .novelty import (
+    DISCOVERED_SET,
+    bootstrap_interval,
+    max_cosine_similarity,
+    mscore,
+    near_copy_share,
+    novelty_table,
+    novelty_w1,
+    source_share,
+    table_set_name,
 )
 from .onepoint import pdf_log10, pdf_moments, wasserstein1
 from .power import BACKENDS, WINDOWS, fit_power_law, power_spectrum_bin_edges, radial_power_spectrum
 
 __all__ = [
     "BACKENDS",
+    "DISCOVERED_SET",
+    "bootstrap_interval",
+    "max_cosine_similarity",
+    "mscore",
+    "near_copy_share",
+    "novelty_table",
+    "novelty_w1",
+    "source_share",
+    "table_set_name",
     "FIELD_POWER_OF",
     "MORPHOLOGY_PARAMETERS",
     "MORPHOLOGY_SETTINGS",
@@ -47,7 +68,6 @@ __all__ = [
     "fit_power_law",
     "galaxy_morphology",
     "load_feature_extractor",
-    "memorization_score",
     "morphology_of_set",
     "nearest_neighbour_ratios",
     "paired_cosine_similarity",

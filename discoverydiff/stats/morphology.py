@@ -205,6 +205,7 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     from ..normalize import NormalizationRecord
     from ..physical import real_physical_maps
     from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
+    from .novelty import table_set_name
 
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     unknown = set(settings) - set(MORPHOLOGY_SETTINGS)
@@ -222,5 +223,5 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
         chosen = read_tensor_file(set_path)
         values, names = record.to_physical(chosen.x), chosen.names
     table = galaxy_morphology(values, names=list(names), **settings)
-    table.insert(0, "set", set_name)
+    table.insert(0, "set", table_set_name(set_name))
     return table

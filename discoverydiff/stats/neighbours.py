@@ -85,30 +85,6 @@ def nearest_neighbour_ratios(samples, references, features: Callable | None = No
                          "d1": d1, "d2": d2, "ratio": ratio})
 
 
-def memorization_score(ratios, threshold: float = 1.0 / 3.0) -> float:
-    """Share of samples that are near-copies of a reference (Zhang et al. 2024).
-
-    A sample counts as memorized when its nearest reference is much closer than the
-    second nearest: d1 / d2 < ``threshold`` (1/3, as commonly used).
-
-    Parameters
-    ----------
-    ratios : pandas.DataFrame (with a ``ratio`` column) or array_like
-        From :func:`nearest_neighbour_ratios`.
-    threshold : float
-
-    Returns
-    -------
-    float
-        In [0, 1]; NaN for no samples.
-    """
-    values = ratios["ratio"] if hasattr(ratios, "columns") else ratios
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if values.size == 0:
-        return float("nan")
-    return float(np.mean(values < threshold))
-
-
 def paired_cosine_similarity(set_a, set_b, features: Callable | None = None, center: bool | None = None) -> np.ndarray:
     """Cosine similarity of the features of a_i and b_i for every pair i.
 

@@ -1,0 +1,88 @@
+"""Novelty statistics against independent implementations (scipy) and the k-NN metrics (prdc-checked)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from scipy.stats import bootstrap, wasserstein_distance
+
+from discoverydiff import stats
+from discoverydiff.fidelity import knn_manifold_metrics
+
+
+def test_max_cosine_matches_scipy_and_mscore_counts_above_0_6(rng):
+    samples, refs = rng.normal(size=(40, 30)), rng.normal(size=(7, 30))
+    samples[:5] = refs[:5] + 0.1 * rng.normal(size=(5, 30))  # five near-copies
+    expected = (1.0 - cdist(samples, refs, metric="cosine")).max(axis=1)
+    got = stats.max_cosine_similarity(samples, refs, center_on_references=False)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert stats.mscore(got) == pytest.approx(np.mean(expected > 0.6))
+    assert stats.mscore(got) == pytest.approx(5 / 40)
+    # centring on the references' mean: the common offset no longer makes every map alike
+    offset = samples + 50.0
+    assert stats.mscore(stats.max_cosine_similarity(offset, refs + 50.0, center_on_references=False)) == 1.0
+    centred = stats.max_cosine_similarity(offset, refs + 50.0, center_on_references=True)
+    mean = (refs + 50.0).mean(axis=0)
+    np.testing.assert_allclose(centred, (1.0 - cdist(offset - mean, refs + 50.0 - mean, "cosine")).max(axis=1))
+
+
+def test_novelty_w1_is_scipys_wasserstein_and_sources_are_read_from_names(rng):
+    a, b = rng.uniform(0, 1, 30), rng.uniform(0.2, 1, 17)
+    assert stats.novelty_w1(a, b) == pytest.approx(wasserstein_distance(a, b), rel=1e-12)
+    names = ["discovered_00000<-m1.fits+m4.fits@w=0.412", "discovered_00001<-m1.fits@w=0.048", "base_3"]
+    assert stats.novelty.sources_of(names[0]) == ["m1.fits", "m4.fits"]
+    assert stats.source_share(names, [f"m{i}.fits" for i in range(8)]) == 2 / 8
+    assert np.isnan(stats.source_share(["sample_1"], ["m1.fits"]))
+
+
+def test_bootstrap_interval_agrees_with_scipys_percentile_bootstrap(rng):
+    values = rng.exponential(2.0, 200)
+    ours = stats.bootstrap_interval(lambda idx: {"mean": values[idx].mean()}, len(values), n_boot=4000, seed=1)
+    theirs = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", random_state=2).confidence_interval
+    assert ours["mean"][0] == pytest.approx(theirs.low, abs=0.05)
+    assert ours["mean"][1] == pytest.approx(theirs.high, abs=0.05)
+
+
+def test_comparison_novelty_rows_and_table(rng):
+    fewshot = rng.normal(size=(8, 1, 16, 16)) ** 2 + 1.0
+    heldout = rng.normal(size=(10, 1, 16, 16)) ** 2 + 1.0
+    copies = fewshot[[0, 0, 1, 2, 3, 3]] * (1 + 1e-3 * rng.normal(size=(6, 1, 16, 16)))
+    fresh = rng.normal(size=(12, 1, 16, 16)) ** 2 + 1.0
+    flat = lambda x: np.log10(np.asarray(x)).reshape(len(x), -1)  # noqa: E731
+    table, novelty = stats.compare_sets(
+        {"fewshot": fewshot}, {"copies": copies, "fresh": fresh, "heldout": heldout}, kind="field",
+        names={"fewshot": [f"t{i}" for i in range(8)], "copies": [f"c{i}<-t{j}@w=0.01" for i, j in
+                                                                   enumerate([0, 0, 1, 2, 3, 3])]},
+        precision_features=flat, n_boot=50, return_novelty=True)
+    assert list(novelty.columns)[:5] == ["set", "name", "d1", "d2", "nearest"]
+    assert len(novelty) == 6 + 12 + 10
+    assert list(novelty[novelty["set"] == "copies"]["nearest"]) == ["t0", "t0", "t1", "t2", "t3", "t3"]
+    value = table.set_index(["set", "statistic"])["value"]
+    assert value["copies", "near_copy_share"] == 1.0 and value["copies", "mscore"] == 1.0
+    assert value["copies", "source_share"] == 4 / 8
+    assert value["heldout", "novelty_w1"] == 0.0 and value["copies", "novelty_w1"] > value["fresh", "novelty_w1"]
+    # precision / recall are fidelity.knn_manifold_metrics (checked against prdc) on the whole set
+    metrics = knn_manifold_metrics(flat(heldout), flat(fresh), k=3)
+    assert value["fresh", "precision"] == pytest.approx(metrics["precision"])
+    assert value["fresh", "recall"] == pytest.approx(metrics["recall"])
+    own = knn_manifold_metrics(flat(heldout), flat(fewshot), k=3)  # held-out row: the few-shot targets'
+    assert value["heldout", "precision"] == pytest.approx(own["precision"])
+    ci = table.set_index(["set", "statistic"])[["ci_low", "ci_high"]]
+    assert ci.loc[("fresh", "precision")].notna().all() and ci.loc[("copies", "near_copy_share")].tolist() == [1, 1]
+
+
+def test_sorted_reference_w1_and_moments_equal_scipys(rng):
+    from scipy.stats import kurtosis, skew
+
+    from discoverydiff.stats.onepoint import SortedReference, pdf_moments
+
+    reference = SortedReference(rng.lognormal(size=1000))
+    for n in (1, 7, 1000, 2500):
+        values = rng.normal(1.0, 2.0, n)
+        assert reference.w1(values) == pytest.approx(wasserstein_distance(values, reference.values), rel=1e-10)
+    x = rng.gamma(2.0, size=5000)
+    moments = pdf_moments(x, log10=False)
+    assert moments["skewness"] == pytest.approx(skew(x), rel=1e-10)
+    assert moments["kurtosis"] == pytest.approx(kurtosis(x), rel=1e-10)
+    assert moments["std"] == pytest.approx(np.std(x), rel=1e-12)
