@@ -12,7 +12,7 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     demo="radiation|galaxies",
     set="samples|baseline_samples|base_samples",
-    figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization",
+    figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization|novelty_fidelity",
 
 
 DATASETS = list(config["datasets"])
@@ -196,6 +196,13 @@ def figure_inputs(wildcards):
     elif figure == "power_spectra":
         inputs.update(
             spectra=f"{results}/power_spectra.csv",
+            comparison=f"{results}/comparison.csv",
+        )
+    elif (
+        figure == "novelty_fidelity"
+    ):  # opt-in: rule novelty_sweep decodes a set per setting
+        inputs.update(
+            sweep=f"{results}/novelty_sweep.csv",
             comparison=f"{results}/comparison.csv",
         )
     else:

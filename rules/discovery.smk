@@ -67,3 +67,31 @@ rule finetune:
         n_samples=config["discovery"]["n_samples"],
     script:
         "../workflow_scripts/finetune.py"
+
+
+# Opt-in (not part of `all`): the novelty-fidelity trade-off as discovery's knob varies;
+# `snakemake results/{dataset}/figures/novelty_fidelity.pdf` draws it.
+rule novelty_sweep:
+    input:
+        tensors="results/{dataset}/tensors.h5",
+        latents="results/{dataset}/latents.h5",
+        id_latents="results/base_model/id_latents.h5",
+        comparison="results/{dataset}/comparison.csv",
+        model=model_inputs,
+    output:
+        "results/{dataset}/novelty_sweep.csv",
+    log:
+        "results/{dataset}/logs/novelty_sweep.log",
+    benchmark:
+        "results/{dataset}/benchmarks/novelty_sweep.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        discovery=config["discovery"],
+        stats=config["stats"],
+        kind=dataset_kind,
+    script:
+        "../workflow_scripts/novelty_sweep.py"

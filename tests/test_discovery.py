@@ -1,6 +1,7 @@
 """Geometry and geometric sampling against hand-computed values and high-dimensional theory."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from discoverydiff.discovery import (
     passes,
     slerp,
 )
+from discoverydiff.errors import ConfigError
 
 
 def test_slerp_endpoints_norms_and_parallel_vectors():
@@ -96,7 +98,12 @@ def test_accepted_candidates_satisfy_the_criteria_and_seed_reproduces(clusters):
     # accepted latents with the geometry functions (checked by hand above), not from the scorer's numbers
     full = discover(target, ids, n_accept=6, seed=3, n_ref=1000, tolerance=2.0, max_candidates=20000)
     latents = full.latents.double()
-    direct = torch.stack([pairwise_distances(latents, ids).mean(1), angles_at_origin(latents, target).mean(1)], 1)
+    # a candidate never uses its own source targets as references
+    own = torch.zeros(len(latents), len(target), dtype=torch.bool)
+    for row, sources in enumerate(full.settings["sources"]):
+        own[row, sources] = True
+    angles = angles_at_origin(latents, target).masked_fill(own, float("nan"))
+    direct = torch.stack([pairwise_distances(latents, ids).mean(1), angles.nanmean(1)], 1)
     torch.testing.assert_close(full.criteria[:, :2], direct, rtol=1e-5, atol=1e-4)
     for k, name in enumerate(CRITERIA[:2]):
         assert (abs(direct[:, k] - full.targets.mean[name]) <= 2.0 * full.targets.std[name] + 1e-4).all()
@@ -119,7 +126,11 @@ def test_bounded_loop_stops_with_advice(clusters):
         discover(target, ids, n_accept=50, seed=0, tolerance={"dist_to_id": 1e-4, "angle_origin": 3.0,
                                                                   "angle_pairs": 3.0}, max_candidates=400)
     msg = str(info.value)
-    assert "from 400 candidates" in msg and "'dist_to_id' failed most" in msg and "try about" in msg
+    assert "from 400 candidates" in msg and "joint pass rate of all criteria" in msg
+    # the advice widens the criterion that blocks, and never suggests a tighter tolerance
+    widened = dict(re.findall(r"discovery\.tolerance\.(\w+) from [0-9.e+-]+ to ([0-9.e+-]+)", msg))
+    assert "dist_to_id" in widened and float(widened["dist_to_id"]) > 1e-4
+    assert all(float(v) >= 3.0 for c, v in widened.items() if c != "dist_to_id")
 
 
 def test_prior_fits_scalar_and_diagonal_variance():
@@ -167,3 +178,48 @@ def test_angle_pairs_against_a_closed_form():
     # at the origin, between any two orthonormal targets: 90 degrees
     values = criterion_values(torch.zeros(1, 12, dtype=torch.float64), target, ids, 4, torch.Generator().manual_seed(2))
     assert float(values[0, 2]) == pytest.approx(90.0, abs=1e-9)
+
+
+def test_pair_candidates_match_their_construction_in_latent_space(clusters):
+    from discoverydiff.discovery import PairCandidates, References, slerp
+
+    target, ids, _ = clusters
+    refs = References.build(target, ids)
+    t = refs.t
+    a, b = torch.tensor([0, 3, 5]), torch.tensor([2, 1, 7])
+    w = torch.tensor([0.3, 0.5, 0.65], dtype=torch.float64)
+    cand = PairCandidates.score(refs, a, b, w)
+    for j in range(3):
+        # the recipe, step by step in D dimensions: u along the other targets' mean
+        others = torch.ones(len(t), dtype=torch.bool)
+        others[int(a[j])] = False
+        others[int(b[j])] = False
+        u = t[others].sum(0)
+        u = u / u.norm()
+        alpha_a, alpha_b = t[a[j]] @ u, t[b[j]] @ u
+        r_a, r_b = t[a[j]] - alpha_a * u, t[b[j]] - alpha_b * u
+        r = slerp(r_a[None], r_b[None], float(w[j]))[0]
+        r = r / r.norm() * ((1 - w[j]) * r_a.norm() + w[j] * r_b.norm())
+        x = ((1 - w[j]) * alpha_a + w[j] * alpha_b) * u + r
+        torch.testing.assert_close(cand.latent(j), x, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(cand.pt[j], t @ x, rtol=1e-10, atol=1e-8)
+        torch.testing.assert_close(cand.pi[j], refs.i @ x, rtol=1e-10, atol=1e-8)
+        torch.testing.assert_close(cand.pp[j], x @ x, rtol=1e-10, atol=1e-8)
+        # the common direction keeps a target's share; the rest keeps a target's norm
+        assert float(x @ u) == pytest.approx(float((1 - w[j]) * alpha_a + w[j] * alpha_b))
+
+
+def test_schemes_name_their_sources_and_respect_weights_and_quotas(clusters):
+    target, ids, _ = clusters
+    pairs = discover(target, ids, n_accept=8, seed=1, tolerance=2.0, max_candidates=50000)
+    assert pairs.settings["scheme"] == "pairs" and pairs.settings["min_weight"] == 0.4
+    weights = [float(n.split("@w=")[1]) for n in pairs.names]
+    assert all(0.4 - 1e-9 <= v <= 0.6 + 1e-9 for v in weights)
+    assert all(len(s) == 2 and s[0] != s[1] for s in pairs.settings["sources"])
+    counts = np.bincount(np.ravel(pairs.settings["sources"]), minlength=len(target))
+    assert counts.max() <= pairs.settings["max_per_source"] == math.ceil(2 * 8 / len(target)) + 1
+    assert all("<-target" in n and "+target" in n for n in pairs.names)
+    prior = discover(target, ids, n_accept=4, seed=1, tolerance=2.0, max_candidates=50000, scheme="prior")
+    assert prior.settings["scheme"] == "prior" and all(len(s) == 1 for s in prior.settings["sources"])
+    with pytest.raises(ConfigError, match="scheme"):
+        discover(target, ids, n_accept=1, scheme="nearby")

@@ -30,6 +30,7 @@ from .fields import plot_pdfs, plot_power_spectra
 from .geometry import plot_latent_geometry
 from .memorization import plot_memorization
 from .morphology import plot_morphology
+from .novelty import plot_novelty_fidelity
 from .reconstruction import plot_reconstruction
 from .registry import FIGURES_BY_KIND, FIGURES_COMMON, figure_inputs, figure_names, make_all_figures, make_figure
 from .registry import default_sets as default_sets
@@ -44,5 +45,5 @@ from .style import FigureFiles, quantity_label
 # __all__ is the former module's (``import *`` unchanged); the constants, default_sets and log
 # are re-exported by name above
 __all__ = ["FIGURES_BY_KIND", "FIGURES_COMMON", "FigureFiles", "figure_inputs", "figure_names", "make_all_figures",
-           "make_figure", "plot_latent_geometry", "plot_memorization", "plot_morphology",
+           "make_figure", "plot_latent_geometry", "plot_memorization", "plot_morphology", "plot_novelty_fidelity",
            "plot_pdfs", "plot_power_spectra", "plot_reconstruction", "plot_sample_grids", "quantity_label"]

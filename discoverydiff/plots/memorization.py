@@ -31,8 +31,8 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
 
     For each sample, d1 and d2 are the distances to its nearest and second-nearest few-shot
     target (:func:`discoverydiff.stats.nearest_neighbour_ratios`); a ratio below
-    ``threshold`` marks a near-copy, and the share of them is the memorization score
-    (Zhang et al. 2024; :func:`discoverydiff.stats.memorization_score`). Features are those
+    ``threshold`` marks a near-copy (Lowe's ratio test), and the share of them is the
+    near-copy share (:func:`discoverydiff.stats.near_copy_share`). Features are those
     of the statistics: log10 of the physical values for fields, the physical values for
     galaxies, or ``features``.
 
@@ -55,7 +55,7 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
     FigureFiles
         Sidecar: ``set``, ``left``, ``right``, ``count``, ``n``, ``score``, ``threshold``.
     """
-    from ..stats import memorization_score, nearest_neighbour_ratios
+    from ..stats import near_copy_share, nearest_neighbour_ratios
 
     record = _read_record(tensors_h5)
     kind = _resolve_kind(kind, record)
@@ -78,12 +78,12 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
                    label=f"near-copy threshold d$_1$/d$_2$ = {threshold:.2f}")
         for position, (name, values) in enumerate(data.items()):
             ratios = nearest_neighbour_ratios(values, references, features)["ratio"].to_numpy()
-            score = memorization_score(ratios, threshold)
+            score = near_copy_share(ratios, threshold)
             label, colour = _set_style(name, position + 1)
             counts, _ = np.histogram(np.clip(ratios, 0.0, 1.0), bins=edges)
             ax.stairs(counts / max(len(ratios), 1), edges, color=colour, lw=1.0,
                       linestyle="--" if name == SPLIT_HELDOUT else "-",
-                      label=f"{label} ({len(ratios)}): memorization score {score:.2f}")
+                      label=f"{label} ({len(ratios)}): near-copy share {score:.2f}")
             rows += [{"set": name, "left": edges[b], "right": edges[b + 1], "count": int(counts[b]),
                       "n": len(ratios), "score": score, "threshold": threshold} for b in range(bins)]
         ax.set_xlim(0.0, 1.0)

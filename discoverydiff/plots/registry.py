@@ -16,6 +16,7 @@ from .fields import plot_pdfs, plot_power_spectra
 from .geometry import plot_latent_geometry
 from .memorization import plot_memorization
 from .morphology import plot_morphology
+from .novelty import plot_novelty_fidelity
 from .reconstruction import plot_reconstruction
 from .samples import plot_sample_grids
 from .style import FigureFiles, _quantity, _read_record, _resolve_kind
@@ -23,6 +24,8 @@ from .style import FigureFiles, _quantity, _read_record, _resolve_kind
 # the logger of the former module discoverydiff.plots, so that log records keep their name
 log = logging.getLogger(__package__)
 
+#: Drawn only when asked for (their inputs cost more than the demo's budget): rule novelty_sweep.
+FIGURES_OPT_IN = ("novelty_fidelity",)
 FIGURES_COMMON = ("reconstruction", "latent_geometry", "samples", "memorization")
 FIGURES_BY_KIND = {"field": ("power_spectra", "pdfs"), "galaxy": ("morphology",)}
 
@@ -41,6 +44,8 @@ def figure_inputs(name: str, results_dir, base_model_dir) -> list[Path]:
         "latent_geometry": [results / "latents.h5", base / "id_latents.h5"],  # discovered latents when present
         "power_spectra": [results / "power_spectra.csv", results / "comparison.csv"],
         "morphology": [results / "morphology" / f"{SPLIT_FEWSHOT}.csv"],  # other sets' tables when present
+        # opt-in (not in figure_names): needs rule novelty_sweep, which decodes a set per setting
+        "novelty_fidelity": [results / "novelty_sweep.csv", results / "comparison.csv"],
     }.get(name, [])
 
 
@@ -74,8 +79,9 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
     tensors = results / "tensors.h5"
     record = _read_record(tensors)
     kind = _resolve_kind(kind, record)
-    if name not in figure_names(kind):
-        raise ValueError(f"figure {name!r} is not drawn for {kind} datasets; those are {figure_names(kind)}")
+    if name not in (*figure_names(kind), *FIGURES_OPT_IN):
+        raise ValueError(f"figure {name!r} is not drawn for {kind} datasets; those are {figure_names(kind)} "
+                         f"and, on request, {FIGURES_OPT_IN}")
     missing = [str(p) for p in figure_inputs(name, results, base) if not p.exists()]
     if missing:
         raise InputError(missing[0], f"is missing; figure {name} is drawn from it")
@@ -90,6 +96,8 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
                                     discovered if discovered.exists() else None, stem)
     if name == "samples":
         return plot_sample_grids(tensors, sets, stem, kind=kind)
+    if name == "novelty_fidelity":
+        return plot_novelty_fidelity(results / "novelty_sweep.csv", results / "comparison.csv", stem, kind=kind)
     if name == "power_spectra":
         symbol, unit = _quantity(record)
         boxlength = float(cfg.get("boxlength", 1.0))

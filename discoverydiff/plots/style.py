@@ -63,11 +63,11 @@ _SETS = {
     "fewshot": ("few-shot targets", "black"),
     "heldout": ("held-out targets", "0.55"),
     "samples": ("discovered", "#D55E00"),
+    "discovered": ("discovered", "#D55E00"),  # the samples' name in tables; also the discovered latents
     "base_samples": ("base model", "#0072B2"),
     "baseline_samples": ("fine-tuned baseline", "#009E73"),
     "target": ("target latents", "black"),
     "id": ("ID latents (base model)", "#0072B2"),
-    "discovered": ("discovered latents", "#D55E00"),
 }
 _EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 _GENERIC_CHANNEL_NAMES = {"", "field", "value"}
@@ -197,7 +197,14 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, out_stem, data: pd.DataFrame) -> FigureFiles:
-    """Write ``<stem>.pdf``, ``<stem>.png`` and the data sidecar ``<stem>.csv``."""
+    """Write ``<stem>.pdf``, ``<stem>.png`` and the data sidecar ``<stem>.csv``.
+
+    The sidecar names the discovered samples ``discovered``, as every table does.
+    """
+    from ..stats.novelty import table_set_name
+
+    if "set" in data.columns:
+        data = data.assign(set=data["set"].map(table_set_name))
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     files = FigureFiles(Path(f"{stem}.pdf"), Path(f"{stem}.png"), Path(f"{stem}.csv"))
