@@ -20,7 +20,7 @@ from discoverydiff.store import read_tensor_file
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
-GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune"}
+GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune", "novelty_sweep"}
 
 # Every tensor file and table these targets produce is compared (all of the engine's rules but
 # train_base and finetune, which a closed-form model does not have, and the gathers of their

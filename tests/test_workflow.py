@@ -89,9 +89,14 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         assert 0 < discovered.attrs["acceptance"]["acceptance_rate"] <= 1
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
         # closed form: no baseline; the few-shot targets appear with their clipped share only
-        assert set(comparison["set"]) == {"samples", "base_samples", "heldout", "fewshot"}
+        assert set(comparison["set"]) == {"discovered", "base_samples", "heldout", "fewshot"}
         assert set(comparison[comparison["set"] == "fewshot"]["statistic"]) == {"clipped_share"}
-        assert "near_copy_share" in set(comparison["statistic"])
+        assert {"near_copy_share", "mscore", "novelty_w1", "source_share"} <= set(comparison["statistic"])
+        novelty = pd.read_csv(tmp_path / f"results/{dataset}/novelty.csv")
+        sizes = {"discovered": 4, "heldout": len(read_tensor_file(tmp_path / f"results/{dataset}/tensors.h5",
+                                                                     split="heldout").names),
+                 "base_samples": len(read_tensor_file(tmp_path / "results/base_model/samples.h5").names)}
+        assert novelty.groupby("set").size().to_dict() == sizes
         with fits.open(tmp_path / f"results/{dataset}/physical/samples.fits") as hdul:
             assert len(hdul) == 6 and hdul[1].data.shape[-2:] == (16, 16)
             assert hdul[-1].name == "CLIPPED" and hdul[-1].data.shape[0] == 4
