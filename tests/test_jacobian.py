@@ -1,0 +1,84 @@
+"""Jacobian spectra by randomized SVD against dense autograd Jacobians; MoLRG's exact denoiser as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from discoverydiff.jacobian import jacobian_singular_values, numerical_rank
+from discoverydiff.molrg import MoLRG
+
+
+def test_randomized_svd_matches_the_dense_jacobian():
+    g = torch.Generator().manual_seed(0)
+    w1 = torch.randn((48, 12), generator=g, dtype=torch.float64) / 4
+    w2 = torch.randn((12, 48), generator=g, dtype=torch.float64) / 4
+
+    def denoise(x):  # a rank-12 nonlinear map of (B, 3, 4, 4)
+        flat = x.reshape(x.shape[0], -1)
+        return (torch.tanh(flat @ w1) @ w2).reshape(x.shape)
+
+    x = torch.randn((3, 4, 4), generator=g, dtype=torch.float64)
+    dense = torch.autograd.functional.jacobian(lambda v: denoise(v[None])[0].reshape(-1), x).reshape(48, 48)
+    expected = torch.linalg.svdvals(dense)
+    got = jacobian_singular_values(denoise, x, k=12, oversample=8)
+    torch.testing.assert_close(got, expected[:12], rtol=1e-8, atol=1e-10)
+    assert numerical_rank(expected.numpy(), 0.999999) <= 12 and numerical_rank(np.zeros(3)) == 0
+    assert numerical_rank([3.0, 4.0], 0.6) == 1 and numerical_rank([3.0, 4.0], 0.7) == 2  # 16/25 = 0.64
+
+
+def test_molrg_denoiser_is_the_gaussian_mixture_posterior_mean():
+    model = MoLRG.random(n_classes=3, dim=2, shape=(1, 3, 3), seed=1)
+    a = 0.6
+    s, sigma2 = a**0.5, 1 - a
+    x_t = torch.randn((5, 1, 3, 3), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = model.denoise(x_t, a).reshape(5, -1).numpy()
+    # independently: per class, the Gaussian posterior mean s Sigma (s^2 Sigma + sigma^2 I)^-1 y
+    # and scipy's density of y under N(0, s^2 Sigma + sigma^2 I) for the class weights
+    y = x_t.reshape(5, -1).numpy()
+    means, dens = [], []
+    for basis in model.bases.numpy():
+        sigma = basis @ basis.T
+        cov = a * sigma + sigma2 * np.eye(9)
+        means.append(s * (sigma @ np.linalg.solve(cov, y.T)).T)
+        dens.append(multivariate_normal(np.zeros(9), cov).pdf(y))
+    w = np.array(dens) / np.sum(dens, axis=0)
+    np.testing.assert_allclose(got, np.einsum("kb,kbn->bn", w, np.array(means)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [2, 5])
+def test_jacobian_of_the_exact_molrg_denoiser_has_rank_d_at_low_noise(dim):
+    model = MoLRG.random(n_classes=3, dim=dim, shape=(1, 8, 8), seed=dim)
+    x0, _ = model.sample(4, seed=3)
+    a = 0.999  # t near 0: sigma^2 = 1e-3
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for point in a**0.5 * x0 + (1 - a) ** 0.5 * noise:
+        values = jacobian_singular_values(lambda v: model.denoise(v, a), point, k=2 * dim + 4)
+        assert numerical_rank(values.numpy()) == dim
+        # the d large singular values are s / (s^2 + sigma^2), the projector's scaled by the shrinkage
+        np.testing.assert_allclose(values[:dim].numpy(), a**0.5 / (a + (1 - a)), rtol=1e-6)
+        assert float(values[dim]) < 1e-6
+
+
+def test_x0_denoiser_of_a_diffusers_unet_with_attention_matches_the_dense_jacobian():
+    from diffusers import UNet2DModel
+
+    from discoverydiff.diffusion import linear_betas
+    from discoverydiff.jacobian import x0_denoiser
+    from discoverydiff.models import EpsModel
+
+    torch.manual_seed(0)
+    net = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                      down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                      norm_num_groups=4).double().eval()
+    model = EpsModel(net, linear_betas(1000), "tiny", 1, 8, prediction_type="v_prediction")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    denoise = x0_denoiser(model, 300)  # forward-mode AD through attention and group norm
+    x = torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    dense = torch.autograd.functional.jacobian(lambda v: denoise(v[None])[0].reshape(-1), x).reshape(64, 64)
+    got = jacobian_singular_values(denoise, x, k=10, oversample=54, power_iterations=1)  # 64 columns: exact
+    torch.testing.assert_close(got, torch.linalg.svdvals(dense)[:10], rtol=1e-6, atol=1e-8)
+    assert not any(m._forward_pre_hooks for m in model.modules())  # the contiguity hooks are removed
