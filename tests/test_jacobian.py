@@ -71,8 +71,8 @@ def test_x0_denoiser_of_a_diffusers_unet_with_attention_matches_the_dense_jacobi
 
     torch.manual_seed(0)
     net = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
-                      down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-                      norm_num_groups=4).double().eval()
+                      down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                      up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=4).double().eval()
     model = EpsModel(net, linear_betas(1000), "tiny", 1, 8, prediction_type="v_prediction")
     for p in model.parameters():
         p.requires_grad_(False)
