@@ -16,7 +16,7 @@ can be compared with other codes. What lives where:
   :func:`reproducibility_score`, :func:`load_feature_extractor`;
 - :mod:`.novelty`: new member or copy: :func:`novelty_table`, :func:`near_copy_share`,
   :func:`mscore`, :func:`novelty_w1`, :func:`source_share`, :func:`max_cosine_similarity`,
-  :func:`bootstrap_interval`;
+  :func:`paired_reproducibility`, :func:`bootstrap_interval`;
 - :mod:`.comparison`: the comparison table of the workflow's stats rule:
   :func:`compare_sets`, :func:`dataset_statistics`, :func:`read_morphology_table`.
 
@@ -42,6 +42,7 @@ from .novelty import (
     near_copy_share,
     novelty_table,
     novelty_w1,
+    paired_reproducibility,
     source_share,
     table_set_name,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "near_copy_share",
     "novelty_table",
     "novelty_w1",
+    "paired_reproducibility",
     "source_share",
     "table_set_name",
     "FIELD_POWER_OF",

@@ -23,6 +23,7 @@ from .novelty import (
     near_copy_share,
     novelty_table,
     novelty_w1,
+    paired_reproducibility,
     source_share,
     table_set_name,
 )
@@ -367,6 +368,10 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     comparison : DataFrame of :func:`compare_sets` (one row per set and statistic).
     spectra : DataFrame, fields only (else empty): ``set``, ``k``, ``power_mean``,
         ``power_std``, ``n_maps`` per k-bin, for the figures.
+    The ``baseline_samples`` set also gets ``rpscore_vs_base``: the share of its samples whose
+    feature cosine similarity to the base-model sample drawn from the same initial noise exceeds
+    0.6 (:func:`~discoverydiff.stats.novelty.paired_reproducibility`; ``set_value``: the mean
+    similarity), how much vanilla fine-tuning left the output unchanged.
     novelty : DataFrame of :func:`~discoverydiff.stats.novelty.novelty_table`: ``set, name, d1,
         d2, nearest`` (and ``ratio``, ``max_cosine``) for every sample of every set.
     """
@@ -413,6 +418,17 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
                            for name, path in (morphology_paths or {}).items()},
         clip_masks=masks, names=names, precision_features=precision_features,
         n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)), return_novelty=True)
+    pair = ("base_samples", "baseline_samples")
+    if all(name in sets for name in pair):  # same initial noise: does fine-tuning change the output?
+        log_features = (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None  # noqa: E731
+        rp = paired_reproducibility(sets[pair[0]], names[pair[0]], sets[pair[1]], names[pair[1]],
+                                    features or log_features, center=features is None,
+                                    n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)))
+        if rp is not None:
+            comparison = pd.concat([comparison, pd.DataFrame([{
+                "set": pair[1], "statistic": "rpscore_vs_base", "value": rp["value"], "units": "fraction",
+                "set_value": rp["mean_similarity"], "real_value": np.nan, "n_set": rp["n"], "n_real": rp["n"],
+                "ci_low": rp["ci_low"], "ci_high": rp["ci_high"]}])], ignore_index=True)
     rows = []
     if kind == "field":
         for name, data in {**real, **sets}.items():

@@ -151,3 +151,29 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], dict], n: int, n_boot: 
         v = v[np.isfinite(v)]
         out[key] = tuple(float(x) for x in np.quantile(v, q)) if v.size else (float("nan"), float("nan"))
     return out
+
+
+def paired_reproducibility(set_a, names_a: Sequence[str], set_b, names_b: Sequence[str],
+                           features: Callable | None = None, center: bool = True, threshold: float = MSCORE_THRESHOLD,
+                           n_boot: int = 200, seed: int = 0) -> dict | None:
+    """rpscore of two sets decoded from the same initial noise, rows paired by name.
+
+    Base-model and fine-tuned samples are both drawn by ``engine.sample_from_noise`` with the
+    run's seed, so ``sample_00007`` of each starts from the same noise. The rpscore (Zhang et
+    al. 2024) is the share of pairs whose feature cosine similarity exceeds ``threshold``
+    (:func:`~discoverydiff.stats.neighbours.paired_cosine_similarity`; ``center``: each
+    vector's own mean removed, for pixel stand-ins). Returns ``value``, ``n`` (pairs),
+    ``mean_similarity``, ``ci_low``, ``ci_high``; None when no names pair.
+    """
+    from .neighbours import paired_cosine_similarity
+
+    index_b = {name: i for i, name in enumerate(names_b)}
+    pairs = [(i, index_b[name]) for i, name in enumerate(names_a) if name in index_b]
+    if not pairs:
+        return None
+    rows_a, rows_b = (np.array(p) for p in zip(*pairs))
+    similarity = paired_cosine_similarity(np.asarray(set_a)[rows_a], np.asarray(set_b)[rows_b], features, center)
+    interval = bootstrap_interval(lambda idx: {"v": float(np.mean(similarity[idx] > threshold))}, len(similarity),
+                                  n_boot, seed).get("v", (np.nan, np.nan))
+    return {"value": float(np.mean(similarity > threshold)), "n": len(similarity),
+            "mean_similarity": float(np.mean(similarity)), "ci_low": interval[0], "ci_high": interval[1]}
