@@ -380,19 +380,17 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                   "band_scales": [float(s) for s in lup.get("band_scales", [1.0, 1.0, 1.0])]}
         if physical.shape[1] != 3:
             raise ConfigError(f"datasets.{name}: the lupton transform needs 3 bands, got {physical.shape[1]}")
-    record = fit_normalization(
+    record, normalized, clipped = fit_normalization(
         physical, transform, params,
         percentiles=tuple(norm_cfg.get("percentiles", (0.5, 99.5))),
         lo=norm_cfg.get("lo"), hi=norm_cfg.get("hi"), per_channel=norm_cfg.get("per_channel", True),
         units=target_units, channel_names=channel_names,
         channel_mode="replicate" if spec.channels == "replicate" else "identity",
         model_channels=model_channels, geometry=geometry,
-        fit_rows=split == SPLIT_FEWSHOT, fitted_on=SPLIT_FEWSHOT,
+        fit_rows=split == SPLIT_FEWSHOT, fitted_on=SPLIT_FEWSHOT, return_normalized=True,
     )
     if transform == "lupton":
         _check_lupton_loss(name, record, float(lup.get("max_clipped_share", LUPTON_MAX_CLIPPED_SHARE)))
-    normalized, clipped = record.to_normalized(physical)
-
     attrs = {"dataset": name, "normalization": record.to_json(), "seed": int(seed),
              "n_fewshot": int(spec.n_fewshot), "wcs": _shared_wcs(headers, names, name), **(provenance or {})}
     tensors_path, rejected_path = Path(tensors_path), Path(rejected_path)

@@ -81,9 +81,6 @@ def lupton_inverse(rgb: np.ndarray, Q: float, stretch: float, minimum, band_scal
     return (shifted + minimum) * np.asarray(band_scales, dtype=np.float64)[None, :, None, None]
 
 
-LUPTON_PARAMS = ("Q", "stretch", "minimum", "band_scales")
-
-
 def lupton_lost(bands: np.ndarray, rgb: np.ndarray, Q: float, stretch: float, minimum, band_scales,
                 rtol: float = 1e-6) -> np.ndarray:
     """Band-pixels that astropy's Lupton output ``rgb`` cannot give back: (N, 3, H, W) bool.
@@ -112,9 +109,8 @@ def transform_with_mask(x: np.ndarray, transform: str, params: dict) -> tuple[np
     """T(x) and the mask of values T lost (only the Lupton stretch loses any; else None)."""
     x = np.asarray(x, dtype=np.float64)
     if transform == "lupton":
-        lupton = {k: params[k] for k in LUPTON_PARAMS}
-        rgb = lupton_forward(x, **lupton)
-        return rgb, lupton_lost(x, rgb, **lupton)
+        rgb = lupton_forward(x, **params)
+        return rgb, lupton_lost(x, rgb, **params)
     return forward_transform(x, transform, params), None
 
 
@@ -128,7 +124,7 @@ def forward_transform(x: np.ndarray, transform: str, params: dict) -> np.ndarray
     if transform == "linear":
         return x.copy()
     if transform == "lupton":
-        return lupton_forward(x, **{k: params[k] for k in LUPTON_PARAMS})
+        return lupton_forward(x, **params)
     raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
 
 
@@ -142,7 +138,7 @@ def inverse_transform(t: np.ndarray, transform: str, params: dict) -> np.ndarray
     if transform == "linear":
         return t.copy()
     if transform == "lupton":
-        return lupton_inverse(t, **{k: params[k] for k in LUPTON_PARAMS})
+        return lupton_inverse(t, **params)
     raise ConfigError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
 
 
@@ -241,7 +237,7 @@ class NormalizationRecord:
         """Physical (N, C_source, H, W) -> normalized (N, model_channels, H, W) float32.
 
         Returns the normalized array and a boolean mask (N, C_source, H, W) of clipped pixels:
-        outside [lo, hi], or lost inside the transform (see :meth:`transform_lost`).
+        outside [lo, hi], or lost inside the transform (:func:`lupton_lost`).
         """
         y, clipped, _ = self._normalize(physical)
         return y, clipped
@@ -262,22 +258,18 @@ class NormalizationRecord:
             y = np.repeat(y, self.model_channels, axis=1)
         return y.astype(np.float32), clipped, lost
 
-    def transform_lost(self, physical: np.ndarray) -> np.ndarray:
-        """Mask (N, C_source, H, W) of pixels the transform itself lost (Lupton), before lo/hi."""
-        return self._normalize(physical)[2]
-
     def to_model_channels(self, mask: np.ndarray) -> np.ndarray:
         """A source-channel mask (N, C_source, H, W) laid out like the model's tensors."""
         mask = np.asarray(mask)
         return np.repeat(mask, self.model_channels, axis=1) if self.channel_mode == "replicate" else mask
 
     def clip_mask(self, normalized: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
-        """Pixels :meth:`to_physical` maps to a bound: (N, C_source, H, W) bool.
+        """Pixels whose physical value rests on a clipped model output: (N, C_source, H, W) bool.
 
         A model output at or beyond -1 or +1 (within ``tolerance``: samples are stored as
-        float32, clipped to [-1, 1]) has no physical value of its own; it comes back as
-        ``lo`` or ``hi``. With ``replicate`` a pixel counts when any model channel is at a
-        bound, since the average that is inverted then contains a clipped value.
+        float32, clipped to [-1, 1]) has no physical value of its own; :meth:`to_physical`
+        gives ``lo`` or ``hi`` there. With ``replicate`` a pixel counts when any model channel
+        is at a bound, since the average that is inverted then contains a clipped value.
         """
         y = np.asarray(normalized, dtype=np.float64)
         if y.ndim != 4 or y.shape[1] != self.model_channels:
@@ -321,7 +313,7 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
                       percentiles=(0.5, 99.5), lo=None, hi=None, per_channel: bool = True,
                       units=None, channel_names=None, channel_mode: str = "identity",
                       model_channels: int = 3, geometry: dict | None = None,
-                      fit_rows=None, fitted_on: str | None = None) -> NormalizationRecord:
+                      fit_rows=None, fitted_on: str | None = None, return_normalized: bool = False):
     """Fit ``lo``/``hi`` on a dataset (or some of its maps) and return its record.
 
     Parameters
@@ -350,6 +342,9 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         is always that of the whole of ``physical``.
     fitted_on : str, optional
         Name of those maps for the record (default ``all``, or ``subset``).
+    return_normalized : bool
+        Also return what :meth:`NormalizationRecord.to_normalized` gives for ``physical``
+        (computed once here for the clipped share): ``(record, normalized, clipped)``.
     """
     physical = np.asarray(physical, dtype=np.float64)
     n_channels = physical.shape[1]
@@ -361,12 +356,15 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         params["softening"] = float(np.median(np.abs(fit_data))) or 1.0
     if transform == "asinh" and np.any(np.asarray(params["softening"], dtype=np.float64) <= 0):
         raise ConfigError(f"asinh softening must be positive, got {params['softening']}")
-    transformed = forward_transform(fit_data, transform, params)
+    transformed = None
 
     def bound(value, q):
+        nonlocal transformed
         if value is not None:
             values = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_channels,))
             return [float(v) for v in values]
+        if transformed is None:  # only percentile bounds need the transformed maps
+            transformed = forward_transform(fit_data, transform, params)
         if per_channel:
             return [float(np.percentile(transformed[:, c], q)) for c in range(n_channels)]
         return [float(np.percentile(transformed, q))] * n_channels
@@ -385,7 +383,7 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         fitted_on=fitted_on or ("all" if fit_rows is None else "subset"),
         geometry=dict(geometry or {}),
     )
-    _, clipped, lost = record._normalize(physical)
+    normalized, clipped, lost = record._normalize(physical)
     record.clipped_fraction = float(clipped.mean())
     record.transform_clipped_fraction = float(lost.mean())
-    return record
+    return (record, normalized, clipped) if return_normalized else record

@@ -126,19 +126,17 @@ def real_physical_maps(tensors_path, split: str | None = None):
     names : list of str
     record : NormalizationRecord
     """
-    tensors = read_tensor_file(tensors_path, split=split)
-    record = record_from_attrs(tensors.attrs, tensors_path)
-    if has_dataset(tensors_path, "physical"):
-        values = read_rows(tensors_path, "physical", split).astype(np.float64)
-        mask = read_rows(tensors_path, "clipped", split).astype(bool)
+    record = record_from_attrs(read_attrs(tensors_path), tensors_path)
+    if has_dataset(tensors_path, "physical"):  # the normalized x is not needed, so not read
+        values, mask, names = read_rows(tensors_path, ("physical", "clipped", "names"), split)
+        values, mask = values.astype(np.float64), mask.astype(bool)
         if record.channel_mode == "replicate":
             mask = mask.any(axis=1, keepdims=True)
-    else:
-        log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
-                    "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
-        values = record.to_physical(tensors.x)
-        mask = record.clip_mask(tensors.x)
-    return values, mask, tensors.names, record
+        return values, mask, names, record
+    log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
+                "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
+    tensors = read_tensor_file(tensors_path, split=split)
+    return record.to_physical(tensors.x), record.clip_mask(tensors.x), tensors.names, record
 
 
 def to_rgb_uint8(physical, record: NormalizationRecord) -> np.ndarray:

@@ -302,24 +302,34 @@ def has_dataset(path, name: str) -> bool:
         return name in h5
 
 
-def read_rows(path, name: str, split: str | None = None) -> np.ndarray:
-    """A per-row dataset of a tensor file (``physical``, ``clipped``...), optionally one split's rows."""
+def read_rows(path, name, split: str | None = None):
+    """Per-row datasets of a tensor file (``physical``, ``clipped``, ``names``...), optionally one
+    split's rows, from one open of the file. ``name`` is one dataset name (returns its array) or a
+    tuple of names (returns a tuple); UTF-8 string rows come back as a list of str."""
+    names = (name,) if isinstance(name, str) else tuple(name)
     with _open_checked(path) as h5:
-        if name not in h5:
-            raise InputError(path, f"has no dataset {name!r}; it was written by an older version, run its "
-                                   "ingest again")
-        if h5[name].shape[:1] != h5["x"].shape[:1]:
-            raise InputError(path, f"dataset {name!r} has {h5[name].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
+        for item in names:
+            if item not in h5:
+                raise InputError(path, f"has no dataset {item!r}; it was written by an older version, run its "
+                                       "ingest again")
+            if h5[item].shape[:1] != h5["x"].shape[:1]:
+                raise InputError(path, f"dataset {item!r} has {h5[item].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
         rows = slice(None)
         if split is not None:
             if "split" not in h5:
                 raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
             labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
             rows = np.flatnonzero(labels == split)
-        try:
-            return h5[name][rows]
-        except OSError as exc:
-            raise InputError(path, f"dataset {name!r} is unreadable, the file may be truncated ({exc})") from None
+        out = []
+        for item in names:
+            try:
+                values = h5[item][rows]
+            except OSError as exc:
+                raise InputError(path, f"dataset {item!r} is unreadable, the file may be truncated ({exc})") from None
+            if values.dtype.kind in "OS":
+                values = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+            out.append(values)
+    return out[0] if isinstance(name, str) else tuple(out)
 
 
 def shard_range(n: int, index: int, count: int, align: int = 1) -> tuple[int, int]:

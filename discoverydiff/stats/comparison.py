@@ -432,11 +432,10 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     rows = []
     if kind == "field":
         for name, data in {**real, **sets}.items():
-            maps, options = _power_input(_as_maps(data, 0), power_of)
-            k, power, _ = radial_power_spectrum(maps, boxlength, window=window, **options)
+            k, power = _per_map_spectra(_as_maps(data, 0), boxlength, power_of, window)
             for j in range(len(k)):
                 rows.append({"set": name, "k": float(k[j]), "power_mean": float(np.nanmean(power[:, j])),
-                             "power_std": float(np.nanstd(power[:, j])), "n_maps": len(maps)})
+                             "power_std": float(np.nanstd(power[:, j])), "n_maps": len(power)})
     return comparison, pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"]), novelty
 
 
