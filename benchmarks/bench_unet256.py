@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--iters", type=int, default=10, help="timed forwards per batch size")
+    ap.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                    help="NHWC model and inputs (auto: on, as the workflow does for convolutional models)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="dense peak of the precision (default: H100 SXM, 989 for bf16/fp16, 67 for fp32)")
     ap.add_argument("--json", default=None)
@@ -67,7 +69,8 @@ def main() -> None:
         reference = eager(x, t).float()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    fast = prepare_eps_fn(model, device, args.precision, compile=args.compile)
+    layout = {"auto": None, "on": True, "off": False}[args.channels_last]
+    fast = prepare_eps_fn(model, device, args.precision, compile=args.compile, channels_last=layout)
     with torch.no_grad():
         fast_eps = fast(x, t).float()
     err = float((fast_eps - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt())
@@ -90,7 +93,8 @@ def main() -> None:
                      "tflops": rate * flops / 1e12, "fraction_of_peak": rate * flops / 1e12 / args.peak_tflops})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"DDPM-256 UNet: {n_params / 1e6:.1f} M parameters, {flops / 1e9:.1f} GFLOP per forward; {name}; "
-          f"{args.precision}, compile={args.compile}; eps vs fp32 eager: relative RMS {err:.2e}")
+          f"{args.precision}, compile={args.compile}, channels_last={args.channels_last}; "
+          f"eps vs fp32 eager: relative RMS {err:.2e}")
     print(f"{'batch':>6} {'ms/forward':>11} {'img-fwd/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
     for r in rows:
         print(f"{r['batch']:>6} {1e3 * r['seconds_per_forward']:>11.1f} {r['image_forwards_per_s']:>10.1f} "

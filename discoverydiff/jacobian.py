@@ -46,13 +46,19 @@ def x0_denoiser(model, t: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int,
-                             oversample: int = 10, power_iterations: int = 2, seed: int = 0) -> torch.Tensor:
+                             oversample: int = 10, power_iterations: int = 2, seed: int = 0,
+                             batch: int = 1) -> torch.Tensor:
     """The top ``k`` singular values of the Jacobian of ``denoise`` at one point ``x`` (C, H, W).
 
     ``denoise`` maps a batch (B, C, H, W) to a batch of the same shape. Randomized SVD: a
     Gaussian test matrix of ``k + oversample`` columns, ``power_iterations`` rounds of
     J (J^T ...) with QR re-orthonormalisation, then the exact SVD of the small projected
     matrix. Exact (to rounding) when the Jacobian's rank is at most ``k + oversample``.
+
+    ``batch`` products run in one pass of ``denoise`` on ``batch`` copies of ``x``, each with its
+    own tangent (or cotangent). That is exact only for a denoiser that treats every batch
+    element on its own (UNets in eval mode: GroupNorm, attention within an image), and it
+    trades memory (the pass's activations for ``batch`` images) for speed.
     """
     from torch.func import jvp, vjp
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -63,19 +69,27 @@ def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x:
     g = torch.Generator(device="cpu").manual_seed(seed)
     omega = torch.randn((m, *shape), generator=g, dtype=x.dtype).to(x.device)
 
-    def single(v):
-        return denoise(v[None])[0]
+    batch = max(1, min(int(batch), m))
+    copies = x[None].expand(batch, *shape).contiguous()
 
     def jmat(vectors):  # J V for V (m, C, H, W)
         # forward-mode AD through attention needs the composite (math) kernel: the fused CPU
         # and flash kernels have no forward derivative (torch 2.x raises NotImplementedError)
+        out = []
         with sdpa_kernel(SDPBackend.MATH):
-            return torch.stack([jvp(single, (x,), (v,))[1] for v in vectors])
+            for chunk in vectors.split(batch):
+                out.append(jvp(denoise, (copies[: len(chunk)],), (chunk,))[1])
+        return torch.cat(out)
 
-    _, pullback = vjp(single, x)
+    _, pullback = vjp(denoise, copies)
 
     def jtmat(vectors):  # J^T U
-        return torch.stack([pullback(u)[0] for u in vectors])
+        out = []
+        for chunk in vectors.split(batch):
+            if len(chunk) < batch:  # the pullback is for a full batch: pad with zero cotangents
+                chunk = torch.cat([chunk, chunk.new_zeros((batch - len(chunk), *shape))])
+            out.append(pullback(chunk)[0])
+        return torch.cat(out)[: len(vectors)]
 
     def orthonormal(vectors):
         q, _ = torch.linalg.qr(vectors.reshape(vectors.shape[0], -1).T)
