@@ -23,6 +23,7 @@ include: "rules/ingest.smk"
 include: "rules/diffusion.smk"
 include: "rules/discovery.smk"
 include: "rules/stats.smk"
+include: "rules/generalization.smk"
 include: "rules/figures.smk"
 
 

@@ -1,9 +1,15 @@
-"""The paper's baseline: vanilla fine-tuning of the base model on the few target images.
+"""The reference points of discovery: vanilla fine-tuning, and the few-shot set's optimal denoiser.
 
-A copy of the base model is trained with the DDPM epsilon-MSE loss (Adam) on the few-shot
-set for a configurable number of steps, then sampled from noise exactly as the base model
-is (:func:`~discoverydiff.engine.sample_from_noise`). The paper reports that this barely
-moves the output towards the target domain; the statistics stage measures by how much.
+:func:`finetune_and_sample` is the paper's baseline. A copy of the base model is trained with
+the DDPM epsilon-MSE loss (Adam) on the few-shot set for a configurable number of steps, then
+sampled from noise exactly as the base model is (:func:`~discoverydiff.engine.sample_from_noise`).
+The paper reports that this barely moves the output towards the target domain; the statistics
+stage measures by how much.
+
+:func:`sample_empirical` samples the exact optimal denoiser of the few-shot set (its empirical
+distribution) from the same initial noise as the base model and the fine-tuned baseline: it
+can only return the targets, so its samples are the memorization reference point of the
+reproducibility scores (``rpscore_vs_empirical`` in comparison.csv).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 
 from .engine import RunOptions, sample_from_noise
 from .errors import ConfigError
-from .models import EpsModel
+from .models import EmpiricalDenoiser, EpsModel
 from .store import SPLIT_FEWSHOT, read_tensor_file
 
 log = logging.getLogger(__name__)
@@ -50,3 +56,24 @@ def finetune_and_sample(model: EpsModel, images_path, samples_path, settings, op
              "finetune": {"steps": len(losses), "batch_size": int(cfg.get("batch_size", 16)),
                           "lr": float(cfg.get("lr", 1e-4)), "first_loss": losses[0], "last_loss": losses[-1]}}
     return sample_from_noise(tuned.eval(), samples_path, n_samples, settings, options, seed, extra_attrs=attrs)
+
+
+def sample_empirical(model: EpsModel, images_path, samples_path, settings, options: RunOptions, n_samples: int,
+                     seed: int = 0):
+    """``n_samples`` of the few-shot set's optimal (empirical) denoiser under ``model``'s noise schedule.
+
+    Sample ``sample_i`` starts from the same noise as the base model's and the fine-tuned
+    baseline's ``sample_i`` (:func:`~discoverydiff.engine.sample_from_noise`, same ``seed``).
+    """
+    images = read_tensor_file(images_path, split=SPLIT_FEWSHOT)
+    if images.x.shape[1:] != (model.channels, model.resolution, model.resolution):
+        raise ConfigError(f"{images_path}: few-shot images {images.x.shape[1:]} do not match the model's "
+                          f"{(model.channels, model.resolution, model.resolution)}")
+    empirical = EpsModel(EmpiricalDenoiser(images.x, model.alpha_bar), model.betas,
+                         f"empirical(fewshot of {images.attrs.get('dataset')};n={len(images.names)})",
+                         model.channels, model.resolution).eval()
+    attrs = {"normalization": images.attrs.get("normalization"), "dataset": images.attrs.get("dataset"),
+             "wcs": images.attrs.get("wcs"), "empirical_of": list(images.names)}
+    options = copy.copy(options)
+    options.compile, options.precision = False, "fp32"  # two matrix products and a softmax: keep them exact
+    return sample_from_noise(empirical, samples_path, n_samples, settings, options, seed, extra_attrs=attrs)

@@ -47,7 +47,7 @@ def x0_denoiser(model, t: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int,
                              oversample: int = 10, power_iterations: int = 2, seed: int = 0,
-                             batch: int = 1) -> torch.Tensor:
+                             batch: int = 1, return_total: bool = False):
     """The top ``k`` singular values of the Jacobian of ``denoise`` at one point ``x`` (C, H, W).
 
     ``denoise`` maps a batch (B, C, H, W) to a batch of the same shape. Randomized SVD: a
@@ -59,6 +59,12 @@ def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x:
     own tangent (or cotangent). That is exact only for a denoiser that treats every batch
     element on its own (UNets in eval mode: GroupNorm, attention within an image), and it
     trades memory (the pass's activations for ``batch`` images) for speed.
+
+    With ``return_total`` also an unbiased estimate of the squared Frobenius norm of J (the
+    whole squared spectrum, the denominator of :func:`spectrum_rank`): ||Q^T J||_F^2, exact
+    from the projected matrix, plus a Hutchinson estimate of the rest, mean ||(I - Q Q^T) J g||^2
+    over ``max(oversample, 4)`` fresh Gaussian vectors g (that many more products). Its error
+    scales with the part of the spectrum outside Q, so a low-rank Jacobian is judged exactly.
     """
     from torch.func import jvp, vjp
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -99,7 +105,15 @@ def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x:
     for _ in range(power_iterations):
         q = orthonormal(jmat(orthonormal(jtmat(q))))
     b = jtmat(q).reshape(q.shape[0], -1)  # rows: (J^T q_i)^T = q_i^T J, so B = Q^T J
-    return torch.linalg.svdvals(b.detach())[:k]
+    all_values = torch.linalg.svdvals(b.detach())
+    if not return_total:
+        return all_values[:k]
+    probes = max(oversample, 4)
+    g_probe = torch.randn((probes, *shape), generator=g, dtype=x.dtype).to(x.device)
+    r = jmat(g_probe).reshape(probes, -1).double()
+    basis = q.reshape(q.shape[0], -1).double()
+    tail = (r - (r @ basis.T) @ basis).pow(2).sum() / probes
+    return all_values[:k], float(all_values.double().pow(2).sum() + tail)
 
 
 def numerical_rank(singular_values, energy: float = RANK_ENERGY) -> int:
@@ -109,3 +123,61 @@ def numerical_rank(singular_values, energy: float = RANK_ENERGY) -> int:
     if total == 0:
         return 0
     return int(np.searchsorted(np.cumsum(s**2) / total, energy - 1e-12) + 1)
+
+
+def spectrum_rank(singular_values, total: float, energy: float = RANK_ENERGY) -> tuple[int, float, bool]:
+    """(rank, captured share, saturated) of a top-k spectrum against the whole one.
+
+    ``total`` is the squared Frobenius norm (the sum of all squared singular values, e.g. the
+    estimate of :func:`jacobian_singular_values`). The rank is the smallest r whose top r
+    squared singular values hold ``energy`` of ``total``; when the k given do not (the share
+    they hold, ``captured``, is below ``energy``), the rank is reported as k with
+    ``saturated`` True: the true rank is larger, compute more singular values.
+    """
+    s = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1]
+    if total <= 0 or not np.any(s):
+        return 0, 1.0, False
+    cumulative = np.cumsum(s**2) / float(total)
+    captured = float(cumulative[-1])
+    if captured < energy:
+        return len(s), captured, True
+    return int(np.searchsorted(cumulative, energy - 1e-12) + 1), captured, False
+
+
+#: The point sets of rule ``jacobian``: few-shot targets and in-domain points (base-model samples).
+JACOBIAN_SETS = ("fewshot", "in_domain")
+
+
+def jacobian_table(model, point_sets: dict, timesteps, k: int = 32, oversample: int = 10,
+                   power_iterations: int = 2, batch: int = 8, energy: float = RANK_ENERGY, seed: int = 0,
+                   device: str | torch.device = "cpu"):
+    """Jacobian spectra of ``model``'s x0-denoiser at each point of each set and timestep, one row each.
+
+    ``point_sets`` maps a set name to (clean images (N, C, H, W) in the model's range, names).
+    Point i is noised to each timestep t as x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps, with eps
+    drawn from (``seed``, i, t), so every set sees the same noise. Columns: set, name, t,
+    rank, captured, saturated, frobenius_sq, s_1 .. s_k (see :func:`spectrum_rank`).
+    """
+    import pandas as pd
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    rows = []
+    for set_name, (images, names) in point_sets.items():
+        for i, (image, name) in enumerate(zip(images, names, strict=True)):
+            x0 = torch.as_tensor(np.asarray(image, dtype=np.float32))
+            for t in timesteps:
+                a = float(model.alpha_bar[int(t)])
+                g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 1009 * i + int(t))
+                x_t = a**0.5 * x0 + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g)
+                values, total = jacobian_singular_values(x0_denoiser(model, int(t)), x_t.to(device), k,
+                                                         oversample=oversample, power_iterations=power_iterations,
+                                                         seed=int(seed) + i, batch=batch, return_total=True)
+                values = values.double().cpu().numpy()
+                rank, captured, saturated = spectrum_rank(values, total, energy)
+                rows.append({"set": set_name, "name": name, "t": int(t), "rank": rank, "captured": captured,
+                             "saturated": saturated, "frobenius_sq": total,
+                             **{f"s_{j + 1}": float(v) for j, v in enumerate(values)}})
+    return pd.DataFrame(rows)

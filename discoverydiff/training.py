@@ -204,6 +204,7 @@ def train_eps_model(
     prediction_type: str = "epsilon",
     on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
     snapshot_every: int = 0,
+    hflip: bool = True,
 ) -> dict:
     """Train an eps-predictor with the DDPM "simple" loss (Ho et al. 2020, algorithm 1).
 
@@ -251,7 +252,7 @@ def train_eps_model(
         Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
     weight_decay : float
         AdamW decoupled weight decay (0 is plain Adam, as in Ho et al.).
-    prediction_type : {"epsilon", "v_prediction"}
+    prediction_type : {"epsilon", "v_prediction", "sample"}
         What the network's output is trained to be: the noise eps (Ho et al. 2020), or the
         velocity ``v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0`` (Salimans and Ho 2022),
         from which ``eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t`` exactly. At high noise
@@ -259,7 +260,10 @@ def train_eps_model(
         t = 999), so the network's errors are not amplified into the clean-image estimate
         ``x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)``, as they are for an
         eps-network (by 1 / sqrt(alpha_bar) = 157 at t = 999), which deterministic DDIM
-        sampling integrates over every step.
+        sampling integrates over every step. Or the clean image x_0 itself (``sample``), whose
+        errors are not amplified at low noise either, where an eps- or v-network must output
+        the off-manifold part of x_t divided by sqrt(1 - alpha_bar) (the denoiser-Jacobian
+        studies of :mod:`discoverydiff.molrg` train this way).
     lr_schedule : {"constant", "cosine"}
         After the warm-up, keep ``lr`` or decay it along a half cosine to 0 at the last step
         (Loshchilov and Hutter 2017). A decay to 0 lets a short run settle into a minimum that a
@@ -270,6 +274,10 @@ def train_eps_model(
         The weights are swapped back before training goes on. For learning curves of sample quality.
     snapshot_every : int
         Steps between snapshots (0: none).
+    hflip : bool
+        The random horizontal flip (on by default). Off for data whose distribution is not
+        mirror-symmetric, e.g. a mixture of random subspaces (:mod:`discoverydiff.molrg`).
+        The flips are drawn either way, so the other draws do not depend on it.
 
     Returns
     -------
@@ -323,10 +331,16 @@ def train_eps_model(
         index, t, flip, noise = index.to(dev), t.to(dev), flip.to(dev), noise.to(dev)
 
         x0 = x_all[index]
-        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        if hflip:
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         ab = alpha_bar[t][:, None, None, None]
         x_t = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
-        target = noise if prediction_type == "epsilon" else ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
+        if prediction_type == "epsilon":
+            target = noise
+        elif prediction_type == "v_prediction":
+            target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
+        else:  # "sample": the clean image itself
+            target = x0
         with autocast:
             prediction = eps_fn(unet, x_t, t)
         loss = torch.nn.functional.mse_loss(prediction.float(), target)
@@ -369,7 +383,7 @@ def train_eps_model(
 
 LR_SCHEDULES = ("constant", "cosine")
 #: The network outputs a diffusers checkpoint may declare (scheduler_config.json ``prediction_type``).
-TRAINED_PREDICTION_TYPES = ("epsilon", "v_prediction")
+TRAINED_PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 def learning_rate(step: int, steps: int, lr: float, warmup_steps: int = 0, schedule: str = "constant") -> float:

@@ -12,7 +12,7 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     demo="radiation|galaxies",
     set="samples|baseline_samples|base_samples",
-    figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization|novelty_fidelity",
+    figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization|novelty_fidelity|jacobian|reproducibility",
 
 
 DATASETS = list(config["datasets"])
@@ -108,6 +108,7 @@ def sample_set_file(wildcards):
 def stats_inputs(wildcards):
     inputs = {"tensors": f"results/{wildcards.dataset}/tensors.h5"}
     inputs.update({name: set_path(wildcards.dataset, name) for name in sample_sets()})
+    inputs["empirical"] = f"results/{wildcards.dataset}/empirical_samples.h5"
     if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
         inputs.update(morphology_tables(wildcards.dataset))
     return inputs
@@ -141,6 +142,7 @@ def all_targets():
         "results/{dataset}/reconstruction.csv",
         "results/{dataset}/comparison.csv",
         "results/{dataset}/geometry.csv",
+        "results/{dataset}/jacobian.csv",
     ]
     physical = expand(
         "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=sample_sets()
@@ -165,6 +167,8 @@ FIGURES = {
         "power_spectra",
         "pdfs",
         "memorization",
+        "jacobian",
+        "reproducibility",
     ],
     "galaxy": [
         "reconstruction",
@@ -172,6 +176,8 @@ FIGURES = {
         "samples",
         "morphology",
         "memorization",
+        "jacobian",
+        "reproducibility",
     ],
 }
 
@@ -197,6 +203,13 @@ def figure_inputs(wildcards):
         inputs.update(
             spectra=f"{results}/power_spectra.csv",
             comparison=f"{results}/comparison.csv",
+        )
+    elif figure == "jacobian":
+        inputs["jacobian"] = f"{results}/jacobian.csv"
+    elif figure == "reproducibility":
+        inputs.update(
+            {name: set_path(wildcards.dataset, name) for name in sample_sets()},
+            empirical=f"{results}/empirical_samples.h5",
         )
     elif (
         figure == "novelty_fidelity"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from discoverydiff.jacobian import jacobian_singular_values, numerical_rank
+from discoverydiff.jacobian import jacobian_singular_values, numerical_rank, spectrum_rank
 from discoverydiff.molrg import MoLRG
 
 
@@ -26,11 +26,16 @@ def test_randomized_svd_matches_the_dense_jacobian():
     got = jacobian_singular_values(denoise, x, k=12, oversample=8)
     torch.testing.assert_close(got, expected[:12], rtol=1e-8, atol=1e-10)
     assert numerical_rank(expected.numpy(), 0.999999) <= 12 and numerical_rank(np.zeros(3)) == 0
+    # the whole squared spectrum from 8 of the 12 directions plus a Hutchinson estimate of the rest
+    top, total = jacobian_singular_values(denoise, x, k=4, oversample=4, return_total=True)
+    assert total == pytest.approx(float(dense.pow(2).sum()), rel=0.03)  # 38.4, 0.43 of it beyond 8 directions
+    torch.testing.assert_close(top, expected[:4], rtol=1e-3, atol=0)
     assert numerical_rank([3.0, 4.0], 0.6) == 1 and numerical_rank([3.0, 4.0], 0.7) == 2  # 16/25 = 0.64
 
 
-def test_molrg_denoiser_is_the_gaussian_mixture_posterior_mean():
-    model = MoLRG.random(n_classes=3, dim=2, shape=(1, 3, 3), seed=1)
+@pytest.mark.parametrize("std", [1.0, 0.4])
+def test_molrg_denoiser_is_the_gaussian_mixture_posterior_mean(std):
+    model = MoLRG.random(n_classes=3, dim=2, shape=(1, 3, 3), seed=1, std=std)
     a = 0.6
     s, sigma2 = a**0.5, 1 - a
     x_t = torch.randn((5, 1, 3, 3), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -40,7 +45,7 @@ def test_molrg_denoiser_is_the_gaussian_mixture_posterior_mean():
     y = x_t.reshape(5, -1).numpy()
     means, dens = [], []
     for basis in model.bases.numpy():
-        sigma = basis @ basis.T
+        sigma = std**2 * basis @ basis.T
         cov = a * sigma + sigma2 * np.eye(9)
         means.append(s * (sigma @ np.linalg.solve(cov, y.T)).T)
         dens.append(multivariate_normal(np.zeros(9), cov).pdf(y))
@@ -83,3 +88,35 @@ def test_x0_denoiser_of_a_diffusers_unet_with_attention_matches_the_dense_jacobi
         got = jacobian_singular_values(denoise, x, k=10, oversample=54, power_iterations=1, batch=batch)  # exact
         torch.testing.assert_close(got, torch.linalg.svdvals(dense)[:10], rtol=1e-6, atol=1e-8)
     assert not any(m._forward_pre_hooks for m in model.modules())  # the contiguity hooks are removed
+
+
+def test_spectrum_rank_against_the_whole_spectrum():
+    # squared spectrum 16, 9, 1 of total 26 (+ 0 unseen): 0.99 of 26 needs all three
+    assert spectrum_rank([4.0, 3.0, 1.0], 26.0) == (3, 1.0, False)
+    rank, captured, saturated = spectrum_rank([4.0, 3.0], 26.0)  # 25 of 26 seen: below 0.99
+    assert (rank, saturated) == (2, True) and captured == pytest.approx(25 / 26)
+    assert spectrum_rank([4.0, 3.0], 26.0, energy=0.7) == (2, 25 / 26, False)  # 16/26 = 0.62 < 0.7
+    assert spectrum_rank([4.0, 3.0], 26.0, energy=0.5)[0] == 1  # 16/26 = 0.62 >= 0.5
+
+
+def test_jacobian_table_of_the_closed_form_gaussian_model():
+    """x0 of the Gaussian model is linear: J = sqrt(a) Sigma (a Sigma + (1 - a) I)^-1, known exactly."""
+    from discoverydiff.jacobian import jacobian_table
+    from discoverydiff.models import analytic_model
+
+    rng = np.random.default_rng(0)
+    images = np.tanh(rng.normal(0, 0.4, (6, 1, 6, 6)))  # rank-5 covariance in 36 dimensions
+    model = analytic_model("analytic_gaussian", images, description="test")
+    net = model.net
+    lam, floor = net.lam.double().numpy(), net.floor
+    table = jacobian_table(model, {"fewshot": (images[:2], ["a", "b"])}, [50, 600], k=8, oversample=4, batch=5)
+    assert list(table["t"]) == [50, 600, 50, 600] and set(table["name"]) == {"a", "b"}
+    for _, row in table.iterrows():
+        a = float(model.alpha_bar[row["t"]])
+        values = np.sqrt(a) * np.concatenate([lam, np.full(36 - len(lam), floor)])
+        values = values / (a * np.concatenate([lam, np.full(36 - len(lam), floor)]) + 1 - a)
+        expected = np.sort(values)[::-1]
+        got = row[[f"s_{j}" for j in range(1, 9)]].to_numpy(float)
+        np.testing.assert_allclose(got, expected[:8], rtol=2e-3, atol=1e-5)  # float32 model: rounding at 1e-6
+        # the whole squared spectrum: exact in the range found, Hutchinson for the (tiny) rest
+        assert row["frobenius_sq"] == pytest.approx(np.sum(expected**2), rel=1e-4)

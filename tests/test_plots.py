@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from discoverydiff import plots
+from discoverydiff.baseline import sample_empirical
 from discoverydiff.demo import gaussian_random_field
 from discoverydiff.diffusion import DDIMSettings
 from discoverydiff.discovery import discover_from_files
@@ -28,6 +29,7 @@ from discoverydiff.engine import (
     sample_base_model,
 )
 from discoverydiff.errors import InputError
+from discoverydiff.jacobian import jacobian_table
 from discoverydiff.models import analytic_model
 from discoverydiff.normalize import NormalizationRecord, fit_normalization
 from discoverydiff.physical import to_rgb_uint8
@@ -77,7 +79,11 @@ def field_tree(tmp_path_factory):
                       "samples", {"normalization": record.to_json()})
     sets = {"samples": results / "samples.h5", "base_samples": base / "samples.h5",
             "baseline_samples": results / "baseline_samples.h5"}
-    comparison, spectra, novelty = dataset_statistics(tensors, sets, "field")
+    sample_empirical(model, tensors, results / "empirical_samples.h5", settings, options, N_BASE - 2)
+    jacobian_table(model, {"fewshot": (x[:2], ["a", "b"]), "in_domain": (x[N_FEWSHOT:N_FEWSHOT + 2], ["c", "d"])},
+                   [100, 500, 900], k=4, oversample=2, power_iterations=0).to_csv(results / "jacobian.csv", index=False)
+    comparison, spectra, novelty = dataset_statistics(tensors, sets, "field",
+                                                      empirical_path=results / "empirical_samples.h5")
     comparison.to_csv(results / "comparison.csv", index=False)
     spectra.to_csv(results / "power_spectra.csv", index=False)
     return {"results": results, "base": base, "tensors": tensors, "record": record, "sets": sets, "root": root}
@@ -373,11 +379,35 @@ def test_make_all_figures_draws_what_applies_to_each_kind(field_figures, galaxy_
     assert galaxy_stems == {"reconstruction", "samples", "morphology", "memorization"}  # no latents in this tree
     out, field_files = field_figures
     assert {p.stem for p in field_files} == {"reconstruction", "latent_geometry", "samples", "power_spectra",
-                                             "pdfs", "memorization"}
-    assert len(field_files) == 18 and all(p.exists() for p in field_files)
+                                             "pdfs", "memorization", "jacobian", "reproducibility"}
+    assert len(field_files) == 24 and all(p.exists() for p in field_files)
     # the baseline set is found and shown when the run made one; the galaxy run made none
     assert "baseline_samples" in set(pd.read_csv(out / "samples.csv")["set"])
     assert "baseline_samples" not in set(pd.read_csv(galaxy_figures[0] / "samples.csv")["set"])
+
+
+def test_the_empirical_denoiser_returns_the_targets_and_scores_the_models_against_them(field_tree, field_figures):
+    """The few-shot set's optimal denoiser, sampled from the base samples' noise, lands on targets."""
+    from scipy.spatial.distance import cdist
+
+    results, tensors = field_tree["results"], field_tree["tensors"]
+    empirical = read_tensor_file(results / "empirical_samples.h5")
+    base = read_tensor_file(field_tree["base"] / "samples.h5")
+    targets = read_tensor_file(tensors, split="fewshot").x.reshape(N_FEWSHOT, -1)
+    assert empirical.names == base.names[: N_BASE - 2]  # the same initial noise, by name
+    d = cdist(empirical.x.reshape(len(empirical.x), -1), targets)
+    spacing = cdist(targets, targets)[np.triu_indices(N_FEWSHOT, 1)].min()
+    assert d.min(axis=1).max() < 0.02 * spacing  # every sample is one of the targets
+    comparison = pd.read_csv(results / "comparison.csv")
+    rows = comparison[comparison["statistic"] == "rpscore_vs_empirical"].set_index("set")
+    # the base samples pair by name; the stand-in baseline (ft_*) shares no noise with it
+    assert list(rows.index) == ["base_samples"] and rows.loc["base_samples", "n_set"] == N_BASE - 2
+    assert 0 <= rows.loc["base_samples", "value"] <= 1
+    drawn = pd.read_csv(field_figures[0] / "reproducibility.csv")
+    assert set(drawn["set"]) == {"base_samples", "baseline_samples", "empirical"} - {"baseline_samples"}
+    assert drawn.loc[drawn["set"] == "empirical", "value"].isna().all()
+    jac = pd.read_csv(field_figures[0] / "jacobian.csv")
+    assert set(jac["set"]) == {"fewshot", "in_domain"} and list(jac["k"].unique()) == [4]
 
 
 def test_figures_are_byte_for_byte_reproducible(field_tree, field_figures, tmp_path):

@@ -14,10 +14,12 @@ from ..errors import InputError
 from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
 from .fields import plot_pdfs, plot_power_spectra
 from .geometry import plot_latent_geometry
+from .jacobian import plot_jacobian_rank
 from .memorization import plot_memorization
 from .morphology import plot_morphology
 from .novelty import plot_novelty_fidelity
 from .reconstruction import plot_reconstruction
+from .reproducibility import plot_reproducibility
 from .samples import plot_sample_grids
 from .style import FigureFiles, _quantity, _read_record, _resolve_kind
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__package__)
 
 #: Drawn only when asked for (their inputs cost more than the demo's budget): rule novelty_sweep.
 FIGURES_OPT_IN = ("novelty_fidelity",)
-FIGURES_COMMON = ("reconstruction", "latent_geometry", "samples", "memorization")
+FIGURES_COMMON = ("reconstruction", "latent_geometry", "samples", "memorization", "jacobian", "reproducibility")
 FIGURES_BY_KIND = {"field": ("power_spectra", "pdfs"), "galaxy": ("morphology",)}
 
 
@@ -46,6 +48,8 @@ def figure_inputs(name: str, results_dir, base_model_dir) -> list[Path]:
         "morphology": [results / "morphology" / f"{SPLIT_FEWSHOT}.csv"],  # other sets' tables when present
         # opt-in (not in figure_names): needs rule novelty_sweep, which decodes a set per setting
         "novelty_fidelity": [results / "novelty_sweep.csv", results / "comparison.csv"],
+        "jacobian": [results / "jacobian.csv"],
+        "reproducibility": [base / "samples.h5", results / "empirical_samples.h5"],  # the fine-tuned set if present
     }.get(name, [])
 
 
@@ -98,6 +102,10 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
         return plot_sample_grids(tensors, sets, stem, kind=kind)
     if name == "novelty_fidelity":
         return plot_novelty_fidelity(results / "novelty_sweep.csv", results / "comparison.csv", stem, kind=kind)
+    if name == "jacobian":
+        return plot_jacobian_rank(results / "jacobian.csv", stem)
+    if name == "reproducibility":
+        return plot_reproducibility(tensors, sets, results / "empirical_samples.h5", stem, kind=kind)
     if name == "power_spectra":
         symbol, unit = _quantity(record)
         boxlength = float(cfg.get("boxlength", 1.0))

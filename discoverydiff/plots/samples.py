@@ -62,13 +62,25 @@ def plot_sample_grids(tensors_h5, sets: Mapping[str, object], out_stem, kind: st
         the record's range, where a sample that overshot [-1, 1] was clipped), ``vmin``,
         ``vmax``, ``units``.
     """
-    from ..physical import to_rgb_uint8
 
     record = _read_record(tensors_h5)
     kind = _resolve_kind(kind, record)
     rows_data = {SPLIT_FEWSHOT: _real_sets(tensors_h5, record, include_heldout=False)[SPLIT_FEWSHOT]}
     for name, path in sets.items():
         rows_data[name] = _physical(path, record, tensors_h5)
+    return draw_grid(rows_data, record, kind, out_stem, n, channel)
+
+
+def draw_grid(rows_data: Mapping[str, tuple], record, kind: str, out_stem, n: int = 8, channel: int = 0,
+              tile_values: Mapping[str, object] | None = None) -> FigureFiles:
+    """One row of tiles per set: ``rows_data`` maps a set to (physical maps, names, saturated share).
+
+    ``tile_values`` (set -> one number per tile, optional) are printed above the tiles and kept
+    in the sidecar as ``value``.
+    """
+    from ..physical import to_rgb_uint8
+
+    tile_values = dict(tile_values or {})
     n_cols = max(1, min(int(n), max(len(v[1]) for v in rows_data.values())))
     n_rows = len(rows_data)
     width = DOUBLE_COLUMN_IN if n_cols > 4 else SINGLE_COLUMN_IN
@@ -98,10 +110,13 @@ def plot_sample_grids(tensors_h5, sets: Mapping[str, object], out_stem, kind: st
                     shown = phys[j]
                     ax.imshow(rgb[j], origin="upper")
                     vmin, vmax, rgb_mean = 0.0, 255.0, float(rgb[j].mean())
+                value = float(tile_values[name][j]) if name in tile_values else np.nan
+                if np.isfinite(value):
+                    ax.set_title(f"{value:.2f}", fontsize=6, pad=1.5)
                 records.append({"set": name, "column": j, "name": names[j], "min": float(shown.min()),
                                 "max": float(shown.max()), "mean": float(shown.mean()), "rgb_mean": rgb_mean,
                                 "saturated_fraction": float(saturated[j]), "vmin": vmin, "vmax": vmax,
-                                "units": units})
+                                "units": units, **({"value": value} if tile_values else {})})
         if kind == "field" and image is not None:
             fig.colorbar(image, ax=axes.ravel().tolist(), label=quantity_label(record, channel), fraction=0.04,
                          pad=0.02, aspect=max(10, 8 * n_rows))

@@ -66,6 +66,7 @@ _SETS = {
     "discovered": ("discovered", "#D55E00"),  # the samples' name in tables; also the discovered latents
     "base_samples": ("base model", "#0072B2"),
     "baseline_samples": ("fine-tuned baseline", "#009E73"),
+    "empirical": ("few-shot optimal denoiser", "#CC79A7"),
     "target": ("target latents", "black"),
     "id": ("ID latents (base model)", "#0072B2"),
 }

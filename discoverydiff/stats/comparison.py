@@ -340,7 +340,7 @@ _NOVELTY_STATISTICS = ("near_copy_share", "mscore", "novelty_w1", "source_share"
 
 
 def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str = "field", cfg: dict | None = None,
-                       morphology_paths: Mapping[str, object] | None = None):
+                       morphology_paths: Mapping[str, object] | None = None, empirical_path=None):
     """Statistics of every sample set of one dataset against its few-shot targets.
 
     Every set (discovered samples, base-model samples, the fine-tuned baseline) is mapped
@@ -371,7 +371,10 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     The ``baseline_samples`` set also gets ``rpscore_vs_base``: the share of its samples whose
     feature cosine similarity to the base-model sample drawn from the same initial noise exceeds
     0.6 (:func:`~discoverydiff.stats.novelty.paired_reproducibility`; ``set_value``: the mean
-    similarity), how much vanilla fine-tuning left the output unchanged.
+    similarity), how much vanilla fine-tuning left the output unchanged. With ``empirical_path``
+    (rule ``sample_empirical``: the few-shot set's optimal denoiser from the same noise) the
+    ``base_samples`` and ``baseline_samples`` sets get ``rpscore_vs_empirical`` the same way:
+    how far each model is from the memorization limit.
     novelty : DataFrame of :func:`~discoverydiff.stats.novelty.novelty_table`: ``set, name, d1,
         d2, nearest`` (and ``ratio``, ``max_cosine``) for every sample of every set.
     """
@@ -418,17 +421,30 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
                            for name, path in (morphology_paths or {}).items()},
         clip_masks=masks, names=names, precision_features=precision_features,
         n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)), return_novelty=True)
-    pair = ("base_samples", "baseline_samples")
-    if all(name in sets for name in pair):  # same initial noise: does fine-tuning change the output?
-        log_features = (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None  # noqa: E731
-        rp = paired_reproducibility(sets[pair[0]], names[pair[0]], sets[pair[1]], names[pair[1]],
-                                    features or log_features, center=features is None,
-                                    n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)))
+    # same initial noise: does fine-tuning change the output, and how close is each model to the
+    # few-shot set's own optimal denoiser (which can only return the targets)?
+    pairs = [("base_samples", "baseline_samples", "rpscore_vs_base")]
+    if empirical_path is not None:
+        empirical = read_tensor_file(empirical_path)
+        sets_paired = {"empirical": (record.to_physical(empirical.x), empirical.names)}
+        pairs += [("empirical", name, "rpscore_vs_empirical") for name in ("base_samples", "baseline_samples")]
+    else:
+        sets_paired = {}
+    sets_paired.update({name: (sets[name], names[name]) for name in sets})
+    log_features = (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None  # noqa: E731
+    rp_rows = []
+    for reference, name, statistic in pairs:
+        if reference not in sets_paired or name not in sets_paired:
+            continue
+        rp = paired_reproducibility(*sets_paired[reference], *sets_paired[name], features or log_features,
+                                    center=features is None, n_boot=int(cfg.get("bootstrap", 200)),
+                                    seed=int(cfg.get("seed", 0)))
         if rp is not None:
-            comparison = pd.concat([comparison, pd.DataFrame([{
-                "set": pair[1], "statistic": "rpscore_vs_base", "value": rp["value"], "units": "fraction",
-                "set_value": rp["mean_similarity"], "real_value": np.nan, "n_set": rp["n"], "n_real": rp["n"],
-                "ci_low": rp["ci_low"], "ci_high": rp["ci_high"]}])], ignore_index=True)
+            rp_rows.append({"set": name, "statistic": statistic, "value": rp["value"], "units": "fraction",
+                            "set_value": rp["mean_similarity"], "real_value": np.nan, "n_set": rp["n"],
+                            "n_real": rp["n"], "ci_low": rp["ci_low"], "ci_high": rp["ci_high"]})
+    if rp_rows:
+        comparison = pd.concat([comparison, pd.DataFrame(rp_rows)], ignore_index=True)
     rows = []
     if kind == "field":
         for name, data in {**real, **sets}.items():

@@ -1,0 +1,50 @@
+# How the frozen model generalizes around the new domain: the rank of its denoiser's Jacobian,
+# and the memorization reference point (the few-shot set's own optimal denoiser).
+
+
+rule jacobian:
+    input:
+        tensors="results/{dataset}/tensors.h5",
+        base_samples="results/base_model/samples.h5",
+        model=model_inputs,
+    output:
+        report(
+            "results/{dataset}/jacobian.csv",
+            caption="../report/jacobian.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
+    log:
+        "results/{dataset}/logs/jacobian.log",
+    benchmark:
+        "results/{dataset}/benchmarks/jacobian.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        jacobian=config["jacobian"],
+    script:
+        "../workflow_scripts/jacobian.py"
+
+
+# The memorization reference point: what the few-shot set's exact optimal denoiser draws from
+# the noise the base model and the fine-tuned baseline start from (rpscore_vs_empirical).
+rule sample_empirical:
+    input:
+        tensors="results/{dataset}/tensors.h5",
+        model=model_inputs,
+    output:
+        "results/{dataset}/empirical_samples.h5",
+    log:
+        "results/{dataset}/logs/sample_empirical.log",
+    benchmark:
+        "results/{dataset}/benchmarks/sample_empirical.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        engine=engine_params,
+        n_samples=config["discovery"]["n_samples"],
+    script:
+        "../workflow_scripts/sample_empirical.py"
