@@ -61,3 +61,32 @@ class MoLRG:
         recon = torch.einsum("knd,bkd->bkn", self.bases, proj)  # U_k U_k^T x_t
         out = s2**0.5 * c2 / (s2 * c2 + sigma2) * torch.einsum("bk,bkn->bn", w, recon)
         return out.reshape(x_t.shape).to(x_t.dtype)
+
+
+class MLPDenoiser(torch.nn.Module):
+    """A small time-conditioned MLP for MoLRG images: ``net(x_t, t)`` -> (B, C, H, W).
+
+    Four linear layers of width ``hidden`` with SiLU, on the flattened image and a sinusoidal
+    embedding of t (Vaswani et al. 2017, as DDPM's UNet). Trained with this project's
+    :func:`~discoverydiff.training.train_eps_model` (``prediction_type="sample"``, no flips), it
+    is the learned denoiser whose Jacobian is compared with :meth:`MoLRG.denoise`'s.
+    An MLP rather than a UNet: random subspaces have no translation structure for convolutions
+    to use, and at 8x8 it trains in seconds on a CPU.
+    """
+
+    def __init__(self, shape=(1, 8, 8), hidden: int = 256, embedding: int = 64):
+        super().__init__()
+        n = int(np.prod(shape))
+        self.embedding = int(embedding)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n + self.embedding, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, n))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        half = self.embedding // 2
+        freq = torch.exp(-np.log(10000.0) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+        angle = t.to(torch.float32)[:, None] * freq[None]
+        emb = torch.cat([angle.sin(), angle.cos()], dim=1).to(x.dtype)
+        return self.net(torch.cat([x.reshape(len(x), -1), emb], dim=1)).reshape(x.shape)
