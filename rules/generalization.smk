@@ -2,10 +2,36 @@
 # and the memorization reference point (the few-shot set's own optimal denoiser).
 
 
+ruleorder: jacobian_in_domain > jacobian
+
+
+rule jacobian_in_domain:
+    input:
+        base_samples="results/base_model/samples.h5",
+        model=model_inputs,
+    output:
+        "results/base_model/jacobian.csv",
+    log:
+        "results/base_model/logs/jacobian.log",
+    benchmark:
+        "results/base_model/benchmarks/jacobian.tsv"
+    threads: THREADS["torch"]
+    conda:
+        "../envs/gpu.yaml"
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        jacobian=config["jacobian"],
+    script:
+        "../workflow_scripts/jacobian.py"
+
+
+# The few-shot targets' rows, beside the in-domain rows (computed once for all datasets).
 rule jacobian:
     input:
         tensors="results/{dataset}/tensors.h5",
-        base_samples="results/base_model/samples.h5",
+        in_domain="results/base_model/jacobian.csv",
         model=model_inputs,
     output:
         report(
@@ -18,6 +44,7 @@ rule jacobian:
         "results/{dataset}/logs/jacobian.log",
     benchmark:
         "results/{dataset}/benchmarks/jacobian.tsv"
+    threads: THREADS["torch"]
     conda:
         "../envs/gpu.yaml"
     resources:
@@ -43,6 +70,7 @@ rule sample_empirical:
         "results/{dataset}/benchmarks/sample_empirical.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["torch"]
     params:
         engine=engine_params,
         n_samples=config["discovery"]["n_samples"],
