@@ -191,6 +191,17 @@ class TensorFileWriter:
                 self._tmp.unlink()
         return False
 
+    def create_rows(self, name: str, row_shape, dtype, attrs: dict | None = None):
+        """A further per-row dataset of ``(N, *row_shape)`` to fill batch by batch (``ds[a:b] = ...``):
+        one row per chunk, compressed, as ``add_dataset(chunked=True)`` writes it."""
+        shape = (self.shape[0], *(int(s) for s in row_shape))
+        ds = self._h5.create_dataset(name, shape=shape, dtype=dtype,
+                                     **({"chunks": (1, *shape[1:]), "compression": "gzip", "compression_opts": 1,
+                                         "shuffle": True} if self.shape[0] else {}))
+        for key, value in (attrs or {}).items():
+            ds.attrs[key] = _encode_attr(value)
+        return ds
+
     def add_dataset(self, name: str, data, chunked: bool = False, attrs: dict | None = None) -> None:
         """Add a further per-row dataset, e.g. ``split``; ``chunked``: one row per chunk, compressed."""
         data = np.asarray(data)
@@ -407,5 +418,15 @@ def iter_batches(path, batch_size: int, split: str | None = None,
             selected = selected[rows[0]:rows[1]]
         for offset in range(0, len(selected), batch_size):
             sel = selected[offset:offset + batch_size]
-            x = h5["x"][sel[0]:sel[-1] + 1][sel - sel[0]]
-            yield offset, x, [names[i] for i in sel]
+            yield offset, _read_selected(h5["x"], sel), [names[i] for i in sel]
+
+
+def _read_selected(dataset, sel: np.ndarray) -> np.ndarray:
+    """Rows ``sel`` (increasing) of an HDF5 dataset, reading only those rows.
+
+    A contiguous run is one slice; anything else is an h5py fancy-index read (a point
+    selection: the rows asked for, not the span between the first and the last).
+    """
+    if len(sel) and sel[-1] - sel[0] + 1 == len(sel):
+        return dataset[int(sel[0]):int(sel[-1]) + 1]
+    return dataset[np.asarray(sel, dtype=np.int64)]

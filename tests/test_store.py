@@ -56,6 +56,31 @@ def test_streaming_batches_cover_the_split_in_order(tmp_path, rng):
     assert sum((n for _, _, n in got), []) == ["0", "2", "4", "6"]
 
 
+def test_batches_read_only_their_rows(tmp_path, rng):
+    """A scattered split is read row by row, not as the span from its first row to its last."""
+    from discoverydiff import store
+
+    x = rng.normal(size=(200, 1, 2, 2)).astype(np.float32)
+    split = ["fewshot" if i in (3, 197) else "heldout" for i in range(200)]
+    write_tensor_file(tmp_path / "t.h5", x, [str(i) for i in range(200)], kind="images", split=split)
+    asked = []
+
+    class Recorder:  # wraps the h5py dataset and records each selection made on it
+        def __init__(self, dataset):
+            self.dataset = dataset
+
+        def __getitem__(self, key):
+            asked.append(key)
+            return self.dataset[key]
+
+    with h5py.File(tmp_path / "t.h5") as h5:
+        np.testing.assert_array_equal(store._read_selected(Recorder(h5["x"]), np.array([3, 197])), x[[3, 197]])
+        np.testing.assert_array_equal(store._read_selected(Recorder(h5["x"]), np.array([5, 6, 7])), x[5:8])
+    assert list(asked[0]) == [3, 197] and asked[1] == slice(5, 8)
+    (batch,) = [b for _, b, _ in iter_batches(tmp_path / "t.h5", batch_size=2, split="fewshot")]
+    np.testing.assert_array_equal(batch, x[[3, 197]])
+
+
 @pytest.mark.parametrize("case,message", [
     ("missing", "does not exist"), ("garbage", "not a readable HDF5 file"),
     ("no_x", "datasets 'x' and 'names' are required"), ("bad_shape", "must be \\(N, C, H, W\\)"),
