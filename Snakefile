@@ -30,6 +30,17 @@ include: "rules/figures.smk"
 report: "report/workflow.rst"
 
 
+# Light rules run where Snakemake runs, not as cluster jobs: joining shards, tables, figures,
+# the provenance record.
+localrules:
+    all,
+    figures,
+    figure,
+    gather_shards,
+    provenance,
+    reconstruction_table,
+
+
 rule all:
     default_target: True
     input:

@@ -9,15 +9,37 @@ in the log, and a non-zero exit, instead of a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DiscoveryDiffError
 
+#: The thread-count variables of the numerical libraries (OpenMP, MKL, OpenBLAS, Accelerate, numexpr).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                    "NUMEXPR_NUM_THREADS")
 
-def run_step(log_path: str | Path | None, step: Callable[[], object]) -> object:
-    """Run ``step()`` with logging to ``log_path``; exit 1 on a :class:`DiscoveryDiffError`."""
+
+def apply_threads(threads: int) -> None:
+    """Hold this process to ``threads`` threads: torch's intra-op pool, the BLAS/OpenMP pools
+    already loaded (threadpoolctl) and the environment of libraries loaded later."""
+    import threadpoolctl
+
+    threads = max(1, int(threads))
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    threadpoolctl.threadpool_limits(threads)
+    if "torch" in sys.modules:  # else torch reads OMP_NUM_THREADS when it is imported
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def run_step(log_path: str | Path | None, step: Callable[[], object], threads: int | None = None) -> object:
+    """Run ``step()`` with logging to ``log_path``; exit 1 on a :class:`DiscoveryDiffError`.
+
+    ``threads`` (the rule's ``threads``) is applied first (:func:`apply_threads`)."""
+    if threads is not None:
+        apply_threads(threads)
     console = sys.stderr
     handlers: list[logging.Handler] = [logging.StreamHandler(console)]
     handlers[0].setLevel(logging.WARNING)
@@ -29,8 +51,13 @@ def run_step(log_path: str | Path | None, step: Callable[[], object]) -> object:
         sys.stderr = log_file  # tqdm and warnings write here
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if threads is not None:
+        logging.getLogger("discoverydiff").info("threads: %d", threads)
     try:
-        return step()
+        result = step()
+        if "torch" in sys.modules:
+            logging.getLogger("discoverydiff").info("torch threads: %d", sys.modules["torch"].get_num_threads())
+        return result
     except DiscoveryDiffError as exc:
         logging.getLogger("discoverydiff").error("%s", exc)
         if log_file is not None:

@@ -16,6 +16,9 @@ wildcard_constraints:
 
 
 DATASETS = list(config["datasets"])
+# Threads of each kind of rule (config "threads"); Snakemake lowers them to --cores and sets
+# OMP/MKL/OpenBLAS threads from them, and every script applies them to torch (run_step).
+THREADS = config["threads"]
 
 
 # Inversion and sampling run as config["shards"] jobs per file (rule gather_shards joins them).

@@ -10,6 +10,7 @@ rule demo_inputs:
         "results/{demo}/benchmarks/demo_inputs.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     params:
         demo=demo_config,
         seed=config["seed"],

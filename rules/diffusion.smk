@@ -4,13 +4,14 @@
 
 rule train_base:
     output:
-        directory("results/base_model/trained"),
+        protected(directory("results/base_model/trained")),
     log:
         "results/base_model/logs/train_base.log",
     benchmark:
         "results/base_model/benchmarks/train_base.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -27,13 +28,14 @@ rule invert:
         tensors="results/{dataset}/tensors.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/shards/latents_{scatteritem}.h5",
+        temp("results/{dataset}/shards/latents_{scatteritem}.h5"),
     log:
         "results/{dataset}/logs/invert_{scatteritem}.log",
     benchmark:
         "results/{dataset}/benchmarks/invert_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -48,13 +50,14 @@ rule reconstruct:
         latents="results/{dataset}/latents.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/shards/reconstruction_{scatteritem}.h5",
+        temp("results/{dataset}/shards/reconstruction_{scatteritem}.h5"),
     log:
         "results/{dataset}/logs/reconstruct_{scatteritem}.log",
     benchmark:
         "results/{dataset}/benchmarks/reconstruct_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -89,14 +92,15 @@ rule sample_base:
     input:
         model=model_inputs,
     output:
-        samples="results/base_model/shards/samples_{scatteritem}.h5",
-        latents="results/base_model/shards/id_latents_{scatteritem}.h5",
+        samples=temp("results/base_model/shards/samples_{scatteritem}.h5"),
+        latents=temp("results/base_model/shards/id_latents_{scatteritem}.h5"),
     log:
         "results/base_model/logs/sample_base_{scatteritem}.log",
     benchmark:
         "results/base_model/benchmarks/sample_base_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:

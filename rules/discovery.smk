@@ -19,6 +19,7 @@ rule discover:
         "results/{dataset}/benchmarks/discover.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     params:
         discovery=config["discovery"],
         seed=config["seed"],
@@ -31,13 +32,14 @@ rule sample_discovered:
         latents="results/{dataset}/discovered_latents.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/shards/samples_{scatteritem}.h5",
+        temp("results/{dataset}/shards/samples_{scatteritem}.h5"),
     log:
         "results/{dataset}/logs/sample_discovered_{scatteritem}.log",
     benchmark:
         "results/{dataset}/benchmarks/sample_discovered_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -59,6 +61,7 @@ rule finetune:
         "results/{dataset}/benchmarks/finetune.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -86,6 +89,7 @@ rule novelty_sweep:
         "results/{dataset}/benchmarks/novelty_sweep.tsv"
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:

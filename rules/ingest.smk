@@ -13,6 +13,7 @@ rule ingest:
         "results/{dataset}/benchmarks/ingest.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     params:
         dataset=dataset_config,
         resolution=config["model"]["resolution"],

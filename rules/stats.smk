@@ -14,6 +14,7 @@ rule to_physical:
         "results/{dataset}/benchmarks/to_physical_{set}.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     script:
         "../workflow_scripts/to_physical.py"
 
@@ -36,6 +37,7 @@ rule stats:
         "results/{dataset}/benchmarks/stats.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     params:
         kind=dataset_kind,
         stats=config["stats"],
@@ -60,6 +62,7 @@ rule source_check:
         "results/base_model/benchmarks/source_check.tsv"
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
     params:
         model=config["model"],
         seed=config["seed"],
@@ -81,6 +84,7 @@ rule morphology:
         set="fewshot|heldout|samples|baseline_samples|base_samples",
     conda:
         "../envs/cpu.yaml"
+    threads: THREADS["morphology"]
     params:
         settings=config["stats"]["morphology"],
     script:

@@ -5,7 +5,6 @@ Needs root and Debian's slurm-wlm and munge (.ci/install-slurm); skipped, with t
 
 import copy
 import os
-import re
 import time
 from pathlib import Path
 
@@ -20,7 +19,9 @@ from discoverydiff.store import read_tensor_file
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
-GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune", "novelty_sweep"}
+GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune", "novelty_sweep",
+             "jacobian", "jacobian_in_domain"}
+LOCAL_RULES = {"all", "figures", "figure", "gather_shards", "provenance", "reconstruction_table"}
 
 # Every tensor file and table these targets produce is compared (all of the engine's rules but
 # train_base and finetune, which a closed-form model does not have, and the gathers of their
@@ -59,18 +60,25 @@ def _resource_args(profile: dict) -> list[str]:
                                      for k, v in resources.items())]
 
 
-def _job_total(log: str) -> int:
-    """The job count of a run from the 'Job stats' table Snakemake prints before it starts."""
-    totals = re.findall(r"^total\s+(\d+)\s*$", log, flags=re.MULTILINE)
-    assert totals, f"no 'Job stats' total in the run's log:\n{log[-2000:]}"
-    return int(totals[0])
+def _job_counts(log: str) -> dict[str, int]:
+    """Jobs per rule (and ``total``) of a run from the 'Job stats' table Snakemake prints before it starts."""
+    table = log.split("Job stats:", 1)
+    assert len(table) == 2, f"no 'Job stats' table in the run's log:\n{log[-2000:]}"
+    counts = {}
+    for line in table[1].splitlines()[3:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            break
+        counts[fields[0]] = int(fields[1])
+    assert "total" in counts, f"no 'Job stats' total in the run's log:\n{log[-2000:]}"
+    return counts
 
 
 def test_profile_gives_gpu_rules_a_gpu_and_fillable_placeholders():
     profile = yaml.safe_load((PROFILE / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
-    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb", "cpus_per_task"} <= set(
-        profile["default-resources"])
+    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(profile["default-resources"])
+    assert "cpus_per_task" not in profile["default-resources"]  # each job asks for its rule's threads
     assert set(profile["set-resources"]) == GPU_RULES
     for rule, resources in profile["set-resources"].items():
         assert resources["gpu"] == 1 and resources["runtime"] > profile["default-resources"]["runtime"], rule
@@ -81,12 +89,15 @@ def test_profile_gives_gpu_rules_a_gpu_and_fillable_placeholders():
 def test_slurm_run_equals_local_run(cluster, tmp_path, monkeypatch):
     config = copy.deepcopy(TINY_DEMO)
     config["device"] = "cpu"  # the same device in both runs, also on a machine with a GPU
+    config["threads"] = {"torch": 1, "numeric": 1, "morphology": 1}  # the one core each SLURM job gets
     # Same thread count in both runs (the SLURM jobs get 1 core), so reductions add up in the same order
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     local = snakemake(tmp_path / "local", config, *TARGETS)
     assert local.returncode == 0, local.stderr[-3000:]
-    n_jobs = _job_total(local.stderr)
+    counts = _job_counts(local.stderr)
+    n_jobs = counts["total"] - sum(counts.get(rule, 0) for rule in LOCAL_RULES)  # local rules stay local
+    assert counts.get("gather_shards", 0) > 0
 
     env = cluster.env  # SLURM_CONF and the srun shim, exported to the jobs; no outer job's SLURM_* variables
     for key in set(os.environ) - set(env):

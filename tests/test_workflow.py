@@ -25,6 +25,7 @@ TINY_DEMO = {
               "source_images": {"kind": "natural_patches", "n": 256}},
     "diffusion": {"t0": 900, "n_inv_step": 20, "batch_size": 8, "n_base_samples": 12},
     "discovery": {"n_samples": 4, "tolerance": 2.0, "max_candidates": 20000},
+    "jacobian": {"timesteps": [100, 900], "points": 1, "k": 4, "oversample": 2, "power_iterations": 0},
     "demo": {"radiation": {"n_fits": 4, "n_hdf5": 4, "size": 64, "slope": -3.0, "n_stars": 2},
              "galaxies": {"n": 10, "size": 128}},
     "datasets": {
@@ -103,6 +104,13 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert_1-of-1.tsv").exists()
+    # torch rules declare threads (default 4, lowered to --cores 2) and the job's torch uses them
+    for log in ("radiation/logs/invert_1-of-1.log", "galaxies/logs/jacobian.log",
+                "base_model/logs/sample_base_1-of-1.log"):
+        text = (tmp_path / "results" / log).read_text()
+        assert "threads: 2" in text and "torch threads: 2" in text, log
+    stats_log = (tmp_path / "results/radiation/logs/stats.log").read_text()
+    assert "threads: 2" in stats_log  # numeric rules: default 2
     _check_figures(tmp_path)
     again = snakemake(tmp_path, TINY_DEMO, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -197,15 +205,17 @@ def test_sharded_run_gives_the_one_shard_results(tmp_path, monkeypatch):
     config = copy.deepcopy(TINY_DEMO)
     config["diffusion"]["eta"] = 0.5  # fresh noise per step: also the per-image generators are sharded right
     config["diffusion"]["batch_size"] = 2  # shards hold whole batches: 6 few-shot rows are 3 batches
+    config["threads"] = {"torch": 1, "numeric": 1}
     runs = {}
     for shards in (1, 3):
         config["shards"] = shards
         run = snakemake(tmp_path / f"shards{shards}", config, *targets)
         assert run.returncode == 0, run.stderr[-3000:]
         runs[shards] = tmp_path / f"shards{shards}"
-    for group, name in (("radiation", "latents"), ("galaxies", "reconstruction"), ("base_model", "samples")):
-        shards = sorted((runs[3] / "results" / group / "shards").glob(f"{name}_*-of-3.h5"))
-        assert len(shards) == 3 and all(len(read_tensor_file(p).names) > 0 for p in shards), (group, name)
+    for group, rule in (("radiation", "invert"), ("galaxies", "reconstruct"), ("base_model", "sample_base")):
+        jobs = sorted((runs[3] / "results" / group / "benchmarks").glob(f"{rule}_*-of-3.tsv"))
+        assert len(jobs) == 3, (group, rule)  # three jobs ran, and their shards were temporary:
+        assert not list((runs[3] / "results" / group / "shards").glob("*.h5")), group
     files = sorted(p.relative_to(runs[1]) for p in (runs[1] / "results").rglob("*.h5") if "shards" not in p.parts)
     assert len(files) >= 9
     for rel in files:
@@ -247,3 +257,14 @@ def test_a_killed_run_leaves_no_half_written_output_and_resumes(tmp_path):
     assert len(pd.read_csv(tmp_path / "results/radiation/reconstruction.csv")) == 6
     dry = snakemake(tmp_path, TINY_DEMO, "-n", "results/radiation/reconstruction.csv")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+
+def test_apply_threads_holds_torch_and_the_blas_pools():
+    """A job started with more threads than its rule declares is held to the rule's count."""
+    code = ("import numpy, torch, threadpoolctl; from discoverydiff.workflow import apply_threads; "
+            "before = torch.get_num_threads(); apply_threads(1); "
+            "print(before, torch.get_num_threads(), max(p['num_threads'] for p in threadpoolctl.threadpool_info()))")
+    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "1", "1"]

@@ -20,4 +20,4 @@ def make():
     return manifest
 
 
-run_step(sm.log[0], make)
+run_step(sm.log[0], make, threads=sm.threads)

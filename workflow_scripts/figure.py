@@ -17,4 +17,4 @@ def step():
         raise RuntimeError(f"figure {sm.wildcards.figure} wrote {files}, expected {sorted(map(str, expected))}")
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

@@ -16,4 +16,5 @@ run_step(
         seed=sm.params.seed,
         provenance={"config_sha256": sm.params.config_sha256},
     ),
+    threads=sm.threads,
 )

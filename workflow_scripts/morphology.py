@@ -18,4 +18,4 @@ def step():
         int(table["failed"].sum()))
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

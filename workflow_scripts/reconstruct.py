@@ -12,4 +12,4 @@ def step():
                          shard=tuple(sm.params.shard))
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

@@ -17,4 +17,4 @@ def step():
         table["psnr_db"].mean(), table["psnr_db"].min(), table["mse_normalized"].mean())
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

@@ -11,4 +11,4 @@ def step():
     return sample_empirical(model, sm.input.tensors, sm.output[0], settings, options, int(sm.params.n_samples), seed)
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

@@ -17,4 +17,4 @@ def step():
     logging.getLogger("discoverydiff.source_check").info("\n%s", table.to_string(index=False))
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)

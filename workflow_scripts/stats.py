@@ -21,4 +21,4 @@ def step():
     write_csv_atomic(novelty, sm.output.novelty)
 
 
-run_step(sm.log[0], step)
+run_step(sm.log[0], step, threads=sm.threads)
