@@ -154,7 +154,7 @@ class TensorFileWriter:
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary_sibling(self.path)
-        self._h5 = h5py.File(self._tmp, "w")
+        self._h5 = h5py.File(self._tmp, "w", rdcc_nbytes=2**20)
         self._x = self._h5.create_dataset(
             "x", shape=self.shape, dtype="float32",
             chunks=(self.chunk_rows, *self.shape[1:]) if self.shape[0] else None,
@@ -191,13 +191,17 @@ class TensorFileWriter:
                 self._tmp.unlink()
         return False
 
-    def create_rows(self, name: str, row_shape, dtype, attrs: dict | None = None):
+    def create_rows(self, name: str, row_shape, dtype, attrs: dict | None = None, compress: bool = True):
         """A further per-row dataset of ``(N, *row_shape)`` to fill batch by batch (``ds[a:b] = ...``):
-        one row per chunk, compressed, as ``add_dataset(chunked=True)`` writes it."""
+        chunked like ``x``, gzip-compressed as ``add_dataset(chunked=True)`` writes it, or not
+        (``compress=False``: float maps of real data gain little from gzip, which costs more
+        time than the rest of writing them; measured on a 256x256x3 galaxy map: 17% smaller,
+        20 ms of compression)."""
         shape = (self.shape[0], *(int(s) for s in row_shape))
-        ds = self._h5.create_dataset(name, shape=shape, dtype=dtype,
-                                     **({"chunks": (1, *shape[1:]), "compression": "gzip", "compression_opts": 1,
-                                         "shuffle": True} if self.shape[0] else {}))
+        options = {"chunks": (self.chunk_rows, *shape[1:])} if self.shape[0] else {}
+        if compress and self.shape[0]:
+            options.update(compression="gzip", compression_opts=1, shuffle=True)
+        ds = self._h5.create_dataset(name, shape=shape, dtype=dtype, **options)
         for key, value in (attrs or {}).items():
             ds.attrs[key] = _encode_attr(value)
         return ds

@@ -46,7 +46,10 @@ def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps
     assert record.geometry["source_shapes"] == [[48, 48]]
     expected = np.stack([resample(m[None], 16, "box") for m in lognormal_maps.astype(np.float32)])
     # the unclipped maps are kept as they were resampled, tails and all
-    np.testing.assert_allclose(read_rows(out / "tensors.h5", "physical"), expected, rtol=1e-6)
+    stored = read_rows(out / "tensors.h5", "physical")
+    np.testing.assert_allclose(stored, expected, rtol=1e-6)
+    # and x is exactly their normalization (the float32 maps kept are what was normalized)
+    np.testing.assert_array_equal(record.to_normalized(stored)[0], ts.x)
     # lo/hi are the percentiles of the few-shot maps only: the held-out ones stay unseen
     fewshot = np.log10(expected[ts.split == "fewshot"])
     assert record.fitted_on == "fewshot"
@@ -54,7 +57,8 @@ def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps
     # every clipped pixel is in the mask, and the record's share is the mask's mean
     mask = read_rows(out / "tensors.h5", "clipped")
     assert mask.dtype == np.uint8 and mask.shape == ts.x.shape
-    outside = (np.log10(expected) < record.lo[0]) | (np.log10(expected) > record.hi[0])
+    logs = np.log10(stored.astype(np.float64))
+    outside = (logs < record.lo[0]) | (logs > record.hi[0])
     np.testing.assert_array_equal(mask[:, 0].astype(bool), outside[:, 0])
     assert (mask == mask[:, :1]).all()  # replicate: one mask per field, on every model channel
     assert record.clipped_fraction == pytest.approx(mask.mean()) and record.clipped_fraction > 0
@@ -167,6 +171,29 @@ def test_hdf5_and_fits_sources_combine(tmp_path, fits_dir, lognormal_maps):
 def test_n_fewshot_must_leave_a_heldout_set(tmp_path, fits_dir):
     with pytest.raises(ConfigError, match="n_fewshot = 8 leaves no held-out image"):
         _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=8))
+    # the maps were staged on disk before the count was known: nothing of them is left
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_ingest_memory_does_not_hold_the_dataset(tmp_path, fits_dir, monkeypatch):
+    """Maps are staged and written in blocks: with a one-map block, no array of more than the
+    few-shot maps (or one map) reaches the normalization."""
+    from discoverydiff import ingest as ingest_module
+    from discoverydiff.normalize import NormalizationRecord
+
+    seen = []
+    original = NormalizationRecord._normalize
+
+    def spy(self, physical):
+        seen.append(np.asarray(physical).shape[0])
+        return original(self, physical)
+
+    monkeypatch.setattr(NormalizationRecord, "_normalize", spy)
+    monkeypatch.setattr(ingest_module, "STAGING_BLOCK_BYTES", 1)
+    result, _ = _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=3))
+    assert result.n_images == 8 and max(seen) <= 3 and seen.count(1) == 8  # 8 one-map blocks
+    ts = read_tensor_file(result.tensors_path)
+    assert len(ts.names) == 8 and not list(result.tensors_path.parent.glob(".*staging*"))
 
 
 @pytest.fixture
@@ -238,3 +265,4 @@ def test_schema_defaults_match_the_library_defaults():
     assert props["normalize"]["properties"]["transform"]["default"] == spec.normalize["transform"]
     lupton = props["normalize"]["properties"]["lupton"]["properties"]
     assert lupton["max_clipped_share"]["default"] == LUPTON_MAX_CLIPPED_SHARE
+
