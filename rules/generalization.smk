@@ -15,9 +15,9 @@ rule jacobian_in_domain:
         "results/base_model/logs/jacobian.log",
     benchmark:
         "results/base_model/benchmarks/jacobian.tsv"
-    threads: THREADS["torch"]
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
@@ -44,9 +44,9 @@ rule jacobian:
         "results/{dataset}/logs/jacobian.log",
     benchmark:
         "results/{dataset}/benchmarks/jacobian.tsv"
-    threads: THREADS["torch"]
     conda:
         "../envs/gpu.yaml"
+    threads: THREADS["torch"]
     resources:
         gpu=1,
     params:
