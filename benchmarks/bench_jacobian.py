@@ -23,25 +23,19 @@ import platform
 import time
 
 import torch
-from _common import sync
+from _common import add_run_arguments, load_unet, sync
 
 from discoverydiff.diffusion import linear_betas, resolve_device
 from discoverydiff.jacobian import jacobian_singular_values, numerical_rank, x0_denoiser
-from discoverydiff.models import EpsModel, load_model
+from discoverydiff.models import EpsModel
 
 
-def _model(name: str) -> EpsModel:
-    if name == "ddpm256":
-        from bench_unet256 import DDPM_256
-        from diffusers import UNet2DModel
+def _ddpm256() -> EpsModel:
+    from bench_unet256 import DDPM_256
+    from diffusers import UNet2DModel
 
-        torch.manual_seed(0)
-        return EpsModel(UNet2DModel(**DDPM_256), linear_betas(), "ddpm-celebahq-256 architecture, random weights",
-                        3, 256)
-    with open(f"{name}/config.json") as fh:
-        config = json.load(fh)
-    return load_model({"source": "diffusers", "path": name, "resolution": int(config["sample_size"]),
-                       "channels": int(config["in_channels"])})
+    torch.manual_seed(0)
+    return EpsModel(UNet2DModel(**DDPM_256), linear_betas(), "ddpm-celebahq-256 architecture, random weights", 3, 256)
 
 
 def main() -> None:
@@ -54,14 +48,16 @@ def main() -> None:
     ap.add_argument("--power-iterations", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8, help="Jacobian products per pass")
     ap.add_argument("--points", type=int, default=1, help="points per timestep")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--json", default=None)
+    add_run_arguments(ap)
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    model = _model(args.model).to(device).eval()
+    if args.model == "ddpm256":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, device = _ddpm256(), resolve_device(args.device)
+    else:
+        model, device = load_unet(args)
+    model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     shape = (model.channels, model.resolution, model.resolution)

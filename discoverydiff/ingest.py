@@ -412,9 +412,9 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                 counts["lost"] += int(lost.sum())
                 for label in (SPLIT_FEWSHOT, SPLIT_HELDOUT):
                     counts[label] += int(mask[split[start:stop] == label].sum())
-            size = n * int(np.prod(staging.row_shape))
-            record.clipped_fraction = counts["clipped"] / size
-            record.transform_clipped_fraction = counts["lost"] / size
+            per_map = int(np.prod(staging.row_shape))
+            record.clipped_fraction = counts["clipped"] / (n * per_map)
+            record.transform_clipped_fraction = counts["lost"] / (n * per_map)
             if transform == "lupton":
                 _check_lupton_loss(name, record, float(lup.get("max_clipped_share", LUPTON_MAX_CLIPPED_SHARE)))
             out.attrs["normalization"] = record.to_json()
@@ -422,7 +422,6 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
     finally:
         staging.close()
     _write_rejected(rejected_path, rejected)
-    per_map = int(np.prod(staging.row_shape))
     log.info("%s: %d maps (%d few-shot, %d held-out), %d rejected; %s lo=%s hi=%s %s (percentiles of the "
              "few-shot maps); clipped %.3g%% of pixels (few-shot %.3g%%, held-out %.3g%%, in the transform "
              "%.3g%%), kept in tensors.h5 'clipped'", name, n, spec.n_fewshot, n - spec.n_fewshot, len(rejected),

@@ -117,12 +117,10 @@ def jacobian_singular_values(denoise: Callable[[torch.Tensor], torch.Tensor], x:
 
 
 def numerical_rank(singular_values, energy: float = RANK_ENERGY) -> int:
-    """The smallest r whose top r singular values hold ``energy`` of the squared spectrum."""
-    s = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1]
-    total = float(np.sum(s**2))
-    if total == 0:
-        return 0
-    return int(np.searchsorted(np.cumsum(s**2) / total, energy - 1e-12) + 1)
+    """The smallest r whose top r singular values hold ``energy`` of the squared spectrum (the
+    values given are the whole spectrum: :func:`spectrum_rank` with their own total)."""
+    s = np.asarray(singular_values, dtype=np.float64)
+    return spectrum_rank(s, float(np.sum(s**2)), energy)[0]
 
 
 def spectrum_rank(singular_values, total: float, energy: float = RANK_ENERGY) -> tuple[int, float, bool]:

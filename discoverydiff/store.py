@@ -193,7 +193,7 @@ class TensorFileWriter:
 
     def create_rows(self, name: str, row_shape, dtype, attrs: dict | None = None, compress: bool = True):
         """A further per-row dataset of ``(N, *row_shape)`` to fill batch by batch (``ds[a:b] = ...``):
-        chunked like ``x``, gzip-compressed as ``add_dataset(chunked=True)`` writes it, or not
+        chunked like ``x``, gzip-compressed (a mask of mostly zeros shrinks many times), or not
         (``compress=False``: float maps of real data gain little from gzip, which costs more
         time than the rest of writing them; measured on a 256x256x3 galaxy map: 17% smaller,
         20 ms of compression)."""
@@ -206,18 +206,13 @@ class TensorFileWriter:
             ds.attrs[key] = _encode_attr(value)
         return ds
 
-    def add_dataset(self, name: str, data, chunked: bool = False, attrs: dict | None = None) -> None:
-        """Add a further per-row dataset, e.g. ``split``; ``chunked``: one row per chunk, compressed."""
+    def add_dataset(self, name: str, data) -> None:
+        """Add a further small per-row dataset in one go, e.g. ``split`` (large ones: :meth:`create_rows`)."""
         data = np.asarray(data)
         if data.dtype.kind in "USO":
-            ds = self._h5.create_dataset(name, data=data.astype(object), dtype=_STR)
-        elif chunked and data.ndim > 1 and data.shape[0]:
-            ds = self._h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]), compression="gzip",
-                                         compression_opts=1, shuffle=True)
+            self._h5.create_dataset(name, data=data.astype(object), dtype=_STR)
         else:
-            ds = self._h5.create_dataset(name, data=data)
-        for key, value in (attrs or {}).items():
-            ds.attrs[key] = _encode_attr(value)
+            self._h5.create_dataset(name, data=data)
 
 
 def write_tensor_file(path, x, names, kind: str, attrs: dict | None = None,

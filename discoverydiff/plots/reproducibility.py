@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import numpy as np
-
 from ..errors import InputError
 from .samples import draw_grid
 from .style import FigureFiles, _Images, _physical, _read_record, _resolve_kind
@@ -33,6 +31,7 @@ def plot_reproducibility(tensors_h5, sets: Mapping[str, object], empirical_h5, o
         tile's cosine similarity to the empirical tile (NaN on the empirical row).
     """
     from ..stats.neighbours import paired_cosine_similarity
+    from ..stats.novelty import pixel_features
 
     record = _read_record(tensors_h5)
     kind = _resolve_kind(kind, record)
@@ -56,10 +55,7 @@ def plot_reproducibility(tensors_h5, sets: Mapping[str, object], empirical_h5, o
         take = [index[name] for name in shared]
         paired[set_name] = _Images(images.physical[take], shared, images.saturated[take])
 
-    def features(x):
-        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return np.log10(np.clip(x, np.finfo(np.float64).tiny, None)) if kind == "field" else x
-
+    features = pixel_features(kind)  # the space of rpscore_vs_empirical in comparison.csv
     similarity = {name: paired_cosine_similarity(paired[name].physical, paired["empirical"].physical, features,
                                                  center=True)
                   for name in paired if name != "empirical"}

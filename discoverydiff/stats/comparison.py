@@ -24,6 +24,7 @@ from .novelty import (
     novelty_table,
     novelty_w1,
     paired_reproducibility,
+    pixel_features,
     source_share,
     table_set_name,
 )
@@ -260,7 +261,7 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     if center_cosine is None:
         center_cosine = features is None
     if features is None:
-        features = (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None
+        features = pixel_features(kind)
     references = real[memorization_reference]
     names = dict(names or {})
     reference_names = list(names.get(memorization_reference) or [f"target_{i}" for i in range(len(references))])
@@ -423,20 +424,17 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
         n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)), return_novelty=True)
     # same initial noise: does fine-tuning change the output, and how close is each model to the
     # few-shot set's own optimal denoiser (which can only return the targets)?
+    paired = {name: (sets[name], names[name]) for name in sets}
     pairs = [("base_samples", "baseline_samples", "rpscore_vs_base")]
     if empirical_path is not None:
         empirical = read_tensor_file(empirical_path)
-        sets_paired = {"empirical": (record.to_physical(empirical.x), empirical.names)}
+        paired["empirical"] = (record.to_physical(empirical.x), empirical.names)
         pairs += [("empirical", name, "rpscore_vs_empirical") for name in ("base_samples", "baseline_samples")]
-    else:
-        sets_paired = {}
-    sets_paired.update({name: (sets[name], names[name]) for name in sets})
-    log_features = (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None  # noqa: E731
     rp_rows = []
     for reference, name, statistic in pairs:
-        if reference not in sets_paired or name not in sets_paired:
+        if reference not in paired or name not in paired:
             continue
-        rp = paired_reproducibility(*sets_paired[reference], *sets_paired[name], features or log_features,
+        rp = paired_reproducibility(*paired[reference], *paired[name], features or pixel_features(kind),
                                     center=features is None, n_boot=int(cfg.get("bootstrap", 200)),
                                     seed=int(cfg.get("seed", 0)))
         if rp is not None:

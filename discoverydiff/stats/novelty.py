@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .neighbours import _features, nearest_neighbour_ratios
-from .onepoint import wasserstein1
+from .onepoint import _log10_values, wasserstein1
 
 #: What the tables call the discovered samples (their file is ``results/{dataset}/samples.h5``).
 DISCOVERED_SET = "discovered"
@@ -50,6 +50,12 @@ _SOURCE = re.compile(r"<-(?P<sources>.+?)(@|$)")
 def table_set_name(name: str) -> str:
     """The name a set has in every table: the workflow's ``samples`` are the ``discovered`` set."""
     return DISCOVERED_SET if name == "samples" else name
+
+
+def pixel_features(kind: str) -> Callable | None:
+    """The documented stand-in feature space of the novelty and reproducibility statistics when
+    no feature model is given: log10 values of fields, flattened (None: the pixels themselves)."""
+    return (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None
 
 
 def max_cosine_similarity(samples, references, features: Callable | None = None,
