@@ -318,18 +318,8 @@ def read_rows(path, name, split: str | None = None):
     tuple of names (returns a tuple); UTF-8 string rows come back as a list of str."""
     names = (name,) if isinstance(name, str) else tuple(name)
     with _open_checked(path) as h5:
-        for item in names:
-            if item not in h5:
-                raise InputError(path, f"has no dataset {item!r}; it was written by an older version, run its "
-                                       "ingest again")
-            if h5[item].shape[:1] != h5["x"].shape[:1]:
-                raise InputError(path, f"dataset {item!r} has {h5[item].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
-        rows = slice(None)
-        if split is not None:
-            if "split" not in h5:
-                raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
-            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
-            rows = np.flatnonzero(labels == split)
+        _check_row_datasets(path, h5, names)
+        rows = slice(None) if split is None else _selected_rows(path, h5, split)
         out = []
         for item in names:
             try:
@@ -397,6 +387,50 @@ def gather_tensor_files(paths, out_path) -> Path:
     return Path(out_path)
 
 
+def _labels(h5) -> np.ndarray:
+    return np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
+
+
+def _selected_rows(path, h5, split: str | None) -> np.ndarray:
+    selected = np.arange(h5["x"].shape[0])
+    if split is None:
+        return selected
+    if "split" not in h5:
+        raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
+    return selected[_labels(h5) == split]
+
+
+def _check_row_datasets(path, h5, datasets) -> None:
+    for item in datasets:
+        if item not in h5:
+            raise InputError(path, f"has no dataset {item!r}; it was written by an older version, run its "
+                                   "ingest again")
+        if h5[item].shape[:1] != h5["x"].shape[:1]:
+            raise InputError(path, f"dataset {item!r} has {h5[item].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
+
+
+def row_index(path, split: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """File rows of a split (all rows for None) and their names, without reading any per-row data."""
+    with _open_checked(path) as h5:
+        selected = _selected_rows(path, h5, split)
+        names = h5["names"][()]
+    return selected, [names[i].decode("utf-8") if isinstance(names[i], bytes) else str(names[i]) for i in selected]
+
+
+def read_file_rows(path, datasets, rows) -> tuple[np.ndarray, ...]:
+    """Per-row datasets (e.g. ``("physical", "clipped")``) at the file rows ``rows`` (increasing),
+    reading only those rows; an unreadable (truncated) dataset is an :class:`InputError`."""
+    with _open_checked(path) as h5:
+        _check_row_datasets(path, h5, datasets)
+        out = []
+        for item in datasets:
+            try:
+                out.append(_read_selected(h5[item], np.asarray(rows, dtype=np.int64)))
+            except OSError as exc:
+                raise InputError(path, f"dataset {item!r} is unreadable, the file may be truncated ({exc})") from None
+    return tuple(out)
+
+
 def iter_batches(path, batch_size: int, split: str | None = None,
                  rows: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray, list[str]]]:
     """Stream (offset, x, names) batches without loading the whole file.
@@ -407,12 +441,7 @@ def iter_batches(path, batch_size: int, split: str | None = None,
     """
     with _open_checked(path) as h5:
         names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
-        selected = np.arange(h5["x"].shape[0])
-        if split is not None:
-            if "split" not in h5:
-                raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
-            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
-            selected = selected[labels == split]
+        selected = _selected_rows(path, h5, split)
         if rows is not None:
             selected = selected[rows[0]:rows[1]]
         for offset in range(0, len(selected), batch_size):

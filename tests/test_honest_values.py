@@ -216,6 +216,7 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
 
     from discoverydiff.plots.fields import plot_pdfs
     from discoverydiff.stats import dataset_statistics
+    from discoverydiff.stats.comparison import PDF_BINS
     from discoverydiff.store import write_tensor_file
 
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}], "channels": "replicate",
@@ -234,11 +235,13 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     assert share["fewshot"] == pytest.approx(mask[images.split == "fewshot"].mean())
     assert share["heldout"] == pytest.approx(mask[images.split == "heldout"].mean()) and share["heldout"] > 0
     assert share["discovered"] == pytest.approx(((np.abs(samples[:, 0]) >= 1 - 1e-6)).mean())
-    # the real targets' PDF distance is between their unclipped values (scipy's W1)
+    # the real targets' PDF distance is between their unclipped values (scipy's W1, to within the
+    # width of a bin of the streamed histograms: the few-shot log range over PDF_BINS)
     kept = np.log10(read_rows(tensors, "physical")[:, 0].astype(np.float64))
     w1 = comparison.query("set == 'heldout' and statistic == 'pdf_w1_log10'")["value"].item()
-    assert w1 == pytest.approx(wasserstein_distance(kept[images.split == "heldout"].ravel(),
-                                                    kept[images.split == "fewshot"].ravel()), rel=1e-6)
+    fewshot = kept[images.split == "fewshot"]
+    exact = wasserstein_distance(kept[images.split == "heldout"].ravel(), fewshot.ravel())
+    assert abs(w1 - exact) <= (fewshot.max() - fewshot.min()) / PDF_BINS and abs(w1 - exact) < 1e-3 * exact
     # and the PDF figure's few-shot histogram reaches past the record's lo/hi
     files = plot_pdfs(tensors, {"samples": tmp_path / "samples.h5"}, tmp_path / "pdfs")
     import pandas as pd

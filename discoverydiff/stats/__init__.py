@@ -17,6 +17,9 @@ can be compared with other codes. What lives where:
 - :mod:`.novelty`: new member or copy: :func:`novelty_table`, :func:`near_copy_share`,
   :func:`mscore`, :func:`novelty_w1`, :func:`source_share`, :func:`max_cosine_similarity`,
   :func:`paired_reproducibility`, :func:`bootstrap_interval`;
+- :mod:`.sources`, :mod:`.summaries`: sets of maps read block by block, and the per-map
+  summaries (spectra, histograms on a shared grid, power sums, novelty rows) every statistic
+  is computed from, so that memory does not grow with the number of maps;
 - :mod:`.comparison`: the comparison table of the workflow's stats rule:
   :func:`compare_sets`, :func:`dataset_statistics`, :func:`read_morphology_table`.
 
@@ -26,7 +29,7 @@ for all of them.
 
 from __future__ import annotations
 
-from .comparison import FIELD_POWER_OF, compare_sets, dataset_statistics, read_morphology_table
+from .comparison import compare_sets, dataset_statistics, read_morphology_table
 from .morphology import MORPHOLOGY_PARAMETERS, MORPHOLOGY_SETTINGS, galaxy_morphology, morphology_of_set
 from .neighbours import (
     load_feature_extractor,
@@ -48,6 +51,7 @@ from .novelty import (
 )
 from .onepoint import pdf_log10, pdf_moments, wasserstein1
 from .power import BACKENDS, WINDOWS, fit_power_law, power_spectrum_bin_edges, radial_power_spectrum
+from .summaries import FIELD_POWER_OF
 
 __all__ = [
     "BACKENDS",

@@ -21,63 +21,41 @@ from .novelty import (
     bootstrap_interval,
     mscore,
     near_copy_share,
-    novelty_table,
+    novelty_frames,
     novelty_w1,
     paired_reproducibility,
     pixel_features,
     source_share,
     table_set_name,
 )
-from .onepoint import SortedReference, _log10_values, pdf_moments, wasserstein1
-from .power import _fundamental, fit_power_law, radial_power_spectrum
+from .onepoint import ValueGrid, wasserstein1
+from .power import _fundamental, fit_power_law
+from .sources import BLOCK_BYTES, as_source
+from .summaries import FieldSettings, NoveltyReferences, draw_weights, log_range, summarize
 
-FIELD_POWER_OF = ("log10", "overdensity", "field")
-
-
-def _as_maps(x, channel: int) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 4:
-        x = x[:, channel]
-    if x.ndim != 3:
-        raise ValueError(f"fields must be (N, H, W) or (N, C, H, W), got shape {x.shape}")
-    return x
-
-
-def _power_input(maps: np.ndarray, power_of: str) -> tuple[np.ndarray, dict]:
-    if power_of == "log10":
-        return _log10_values(maps).reshape(maps.shape), {"overdensity": False}
-    if power_of == "overdensity":
-        return maps, {"overdensity": True}
-    if power_of == "field":
-        return maps, {"overdensity": False}
-    raise ValueError(f"power_of must be one of {FIELD_POWER_OF}, got {power_of!r}")
-
-
-def _per_map_spectra(maps, boxlength, power_of, window):
-    data, options = _power_input(maps, power_of)
-    k, power, _ = radial_power_spectrum(data, boxlength, window=window, **options)
-    return k, power
+#: Bins of the shared log10 grid of the one-point statistics: W1 is exact to one bin width.
+PDF_BINS = 4096
 
 
 _COLUMNS = ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real", "ci_low", "ci_high"]
 
 
-def _field_statistics(maps, ctx) -> Callable[[np.ndarray], dict]:
-    """statistic -> (value, units, set_value, real_value) of the maps ``idx`` of one set."""
-    _, power = _per_map_spectra(maps, ctx["boxlength"], ctx["power_of"], ctx["window"])
-    logs = _log10_values(maps).reshape(len(maps), -1)
-    k, p_real, k_lo, k_hi = ctx["k"], ctx["p_real"], ctx["k_lo"], ctx["k_hi"]
+def _field_statistics(summary, ctx) -> Callable[[np.ndarray], dict]:
+    """statistic -> (value, units, set_value, real_value) of the maps ``idx`` of one set, from the
+    set's per-map spectra, histograms and power sums (a draw pools them with its weights)."""
+    power, counts, tails, sums = summary["power"], summary["counts"], summary["tails"], summary["sums"]
+    k, p_real, k_lo, k_hi, grid = ctx["k"], ctx["p_real"], ctx["k_lo"], ctx["k_hi"], ctx["grid"]
 
     def statistic(idx):
-        p_set = power[idx].mean(axis=0)
+        w = draw_weights(idx, summary.n)
+        p_set = (w @ power) / w.sum()
         in_range = (k >= k_lo) & (k <= k_hi) & (p_set > 0) & (p_real > 0)
         out = {"power_log10_distance": (np.mean(np.abs(np.log10(p_set[in_range]) - np.log10(p_real[in_range]))),
                                         "dex", np.nan, np.nan)}
         slope = fit_power_law(k, p_set, k_lo, k_hi)[0]
         out["power_slope_difference"] = (slope - ctx["slope_real"], "", slope, ctx["slope_real"])
-        values = logs[idx].ravel()
-        out["pdf_w1_log10"] = (ctx["real_log_sorted"].w1(values), "dex", np.nan, np.nan)
-        moments = pdf_moments(values, log10=False)
+        out["pdf_w1_log10"] = (grid.w1(w @ counts, w @ tails, ctx["counts_real"]), "dex", np.nan, np.nan)
+        moments = grid.moments(w @ sums)
         for moment, unit in (("mean", "dex"), ("std", "dex"), ("skewness", ""), ("kurtosis", "")):
             out[f"log10_{moment}_difference"] = (moments[moment] - ctx["moments_real"][moment], unit,
                                                  moments[moment], ctx["moments_real"][moment])
@@ -125,26 +103,31 @@ def _novelty_statistics(ratios, cosine, heldout_ratios, threshold, mscore_thresh
 
 def _knn_statistics(membership) -> Callable[[np.ndarray], dict]:
     """k-NN precision and recall of the rows ``idx`` of the judged set (balls of the full set)."""
-    in_real_ball, real_to_set, radii = membership
+    in_real_ball, real_in_set_ball = membership
 
     def statistic(idx):
         return {"precision": (float(in_real_ball[idx].mean()), "fraction", np.nan, np.nan),
-                "recall": (float((real_to_set[:, idx] < radii[idx][None, :]).any(axis=1).mean()), "fraction",
-                           np.nan, np.nan)}
+                "recall": (float(real_in_set_ball[:, idx].any(axis=1).mean()), "fraction", np.nan, np.nan)}
 
     return statistic
 
 
-def _knn_membership(real_features, set_features, k):
-    """(in_real_ball (M,), real-to-set distances (N, M), set radii (M,)) of k-NN precision / recall,
-    with :mod:`discoverydiff.fidelity`'s conventions; None when a set has k or fewer members."""
+def _knn_membership(real_features, set_features, k, block: int = 1024):
+    """(in_real_ball (M,): set point j inside some real point's k-NN ball; real_in_set_ball (N, M):
+    real point i inside set point j's ball), with :mod:`discoverydiff.fidelity`'s conventions, in
+    blocks of real rows (memory: the (N, M) booleans); None when a set has k or fewer members."""
     from ..fidelity import _pairwise_distances, knn_radii
 
     if len(real_features) <= k or len(set_features) <= k:
         return None
-    d = _pairwise_distances(real_features, set_features)
-    in_real_ball = (d < knn_radii(real_features, k)[:, None]).any(axis=0)
-    return in_real_ball, d, knn_radii(set_features, k)
+    real_radii, set_radii = knn_radii(real_features, k), knn_radii(set_features, k)
+    in_real_ball = np.zeros(len(set_features), dtype=bool)
+    real_in_set_ball = np.empty((len(real_features), len(set_features)), dtype=bool)
+    for start in range(0, len(real_features), block):
+        d = _pairwise_distances(real_features[start:start + block], set_features)
+        in_real_ball |= (d < real_radii[start:start + block, None]).any(axis=0)
+        real_in_set_ball[start:start + block] = d < set_radii[None, :]
+    return in_real_ball, real_in_set_ball
 
 
 def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray], kind: str = "field",
@@ -155,7 +138,9 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
                  clip_masks: Mapping[str, np.ndarray] | None = None, heldout_key: str = "heldout",
                  names: Mapping[str, list] | None = None, precision_features: Callable | None = None,
                  center_cosine: bool | None = None, mscore_threshold: float = MSCORE_THRESHOLD,
-                 n_boot: int = 200, seed: int = 0, k: int = 3, return_novelty: bool = False):
+                 n_boot: int = 200, seed: int = 0, k: int = 3, return_novelty: bool = False,
+                 return_spectra: bool = False, standardize_precision: bool = False, pdf_bins: int = PDF_BINS,
+                 block_bytes: int = BLOCK_BYTES):
     """Distance of every set's statistics to those of the real target maps, with bootstrap intervals.
 
     Parameters
@@ -250,91 +235,139 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     """
     import pandas as pd
 
+    from .neighbours import _features
+
     if kind not in ("field", "galaxy"):
         raise ValueError(f"kind must be 'field' or 'galaxy', got {kind!r}")
     if memorization_reference not in real:
         raise ValueError(f"real has no {memorization_reference!r} entry for the novelty statistics; "
                          f"its keys are {sorted(real)}")
+    names, masks = dict(names or {}), dict(clip_masks or {})
+    real_src = {key: as_source(data, masks.get(key), names.get(key)) for key, data in real.items()}
+    set_src = {key: as_source(data, masks.get(key), names.get(key)) for key, data in sets.items()}
     keys = list(real) if target_keys is None else list(target_keys)
-    target = np.concatenate([np.asarray(real[key], dtype=np.float64) for key in keys])
-    n_real = target.shape[0]
+    n_real = sum(len(real_src[key]) for key in keys)
     if center_cosine is None:
         center_cosine = features is None
     if features is None:
         features = pixel_features(kind)
-    references = real[memorization_reference]
-    names = dict(names or {})
-    reference_names = list(names.get(memorization_reference) or [f"target_{i}" for i in range(len(references))])
-    novelty = novelty_table(sets, references, reference_names, names, features, center_cosine)
-    masks = dict(clip_masks or {})
-    real_masks = [np.asarray(masks[key], dtype=bool) for key in keys if key in masks]
-    real_share = float(np.mean(np.concatenate([m.ravel() for m in real_masks]))) if real_masks else np.nan
+    reference_src = real_src[memorization_reference]
+    references = reference_src.array()
+    reference_names = list(reference_src.names or [f"target_{i}" for i in range(len(references))])
+    refs = NoveltyReferences(_features(references, features), features, center_cosine)
 
+    fields, ctx = None, {}
     if kind == "field":
-        real_maps = _as_maps(target, channel)
-        k_bins, power_real = _per_map_spectra(real_maps, boxlength, power_of, window)
-        dk, k_nyquist = _fundamental(real_maps.shape[1:], boxlength)
+        fields = FieldSettings(boxlength, power_of, window, channel)
+        ranges = [log_range(real_src[key], fields, f"real maps {key!r}", block_bytes) for key in keys]
+        fields.grid = ValueGrid(min(r[0] for r in ranges), max(r[1] for r in ranges), pdf_bins,
+                                float(np.mean([r[2] for r in ranges])))
+    real_summaries = {key: summarize(src, fields, what=f"real maps {key!r}", block_bytes=block_bytes)
+                      for key, src in real_src.items()}
+    real_clipped = [real_summaries[key]["clipped"] for key in keys if real_summaries[key].get("clipped") is not None]
+    real_share = float(np.mean(np.concatenate(real_clipped))) if real_clipped else np.nan
+    if kind == "field":
+        target = [real_summaries[key] for key in keys]
+        k_bins = target[0]["k"]
+        dk, k_nyquist = _fundamental(reference_src.map_shape[-2:], boxlength)
         # default: skip the largest scale and the resampling-smoothed pixel scale, but keep at
         # least four bins on small maps (16x16: Nyquist is only 8 dk)
         k_lo, k_hi = k_range if k_range is not None else (2.0 * dk, max(0.5 * k_nyquist, 5.0 * dk))
-        p_real = power_real.mean(axis=0)
-        real_log = _log10_values(real_maps)
-        ctx = {"boxlength": boxlength, "power_of": power_of, "window": window, "k": k_bins, "p_real": p_real,
-               "k_lo": k_lo, "k_hi": k_hi, "slope_real": fit_power_law(k_bins, p_real, k_lo, k_hi)[0],
-               "real_log_sorted": SortedReference(real_log), "moments_real": pdf_moments(real_log, log10=False)}
-        domain = {name: _field_statistics(_as_maps(data, channel), ctx) for name, data in sets.items()}
+        p_real = np.concatenate([t["power"] for t in target]).mean(axis=0)
+        ctx = {"k": k_bins, "p_real": p_real, "k_lo": k_lo, "k_hi": k_hi, "grid": fields.grid,
+               "slope_real": fit_power_law(k_bins, p_real, k_lo, k_hi)[0],
+               "counts_real": sum(t["counts"].sum(axis=0) for t in target),
+               "moments_real": fields.grid.moments(sum(t["sums"].sum(axis=0) for t in target))}
     else:
         kwargs = dict(morphology_kwargs or {})
         tables = dict(morphology_tables or {})
 
-        def measured(name, data):
-            return tables[name] if name in tables else galaxy_morphology(np.asarray(data, dtype=np.float64), **kwargs)
+        def measured(name, src):
+            return tables[name] if name in tables else galaxy_morphology(src.array(), **kwargs)
 
-        real_table = pd.concat([measured(key, real[key]) for key in keys], ignore_index=True)
+        real_table = pd.concat([measured(key, real_src[key]) for key in keys], ignore_index=True)
         real_ok = real_table[~real_table["failed"]]
-        domain = {name: _galaxy_statistics(measured(name, data).reset_index(drop=True), real_ok)
-                  for name, data in sets.items()}
 
-    heldout_ratios = None
-    if heldout_key in sets:
-        heldout_ratios = novelty.loc[novelty["set"] == heldout_key, "ratio"].to_numpy()
-    knn = {}
-    if precision_features is not None and heldout_key in sets:
-        held = np.asarray(precision_features(sets[heldout_key]), dtype=np.float64)
-        for name, data in sets.items():
-            judged = references if name == heldout_key else data
-            knn[name] = _knn_membership(held, np.asarray(precision_features(judged), dtype=np.float64), k)
-
-    rows = []
-    for b, name in enumerate(sets):
-        part = novelty[novelty["set"] == name]
-        clipped = (np.asarray(masks[name], dtype=bool).reshape(len(sets[name]), -1).mean(axis=1)
-                   if name in masks else None)
-        parts = [(domain[name], len(sets[name])),
-                 (_novelty_statistics(part["ratio"].to_numpy(), part["max_cosine"].to_numpy(), heldout_ratios,
-                                      memorization_threshold, mscore_threshold, names.get(name), reference_names,
-                                      clipped, real_share), len(sets[name]))]
-        if knn.get(name) is not None:  # the held-out row judges the few-shot targets: their rows are resampled
-            parts.append((_knn_statistics(knn[name]), len(references) if name == heldout_key else len(sets[name])))
-        for fn, n in parts:
-            intervals = bootstrap_interval(lambda idx, fn=fn: {key: v[0] for key, v in fn(idx).items()}, n, n_boot,
-                                           seed + b)
-            for statistic_name, (value, units, set_value, real_value) in fn(np.arange(n)).items():
-                lo, hi = intervals.get(statistic_name, (np.nan, np.nan))
-                rows.append({"set": name, "statistic": statistic_name, "value": float(value), "units": units,
-                             "set_value": float(set_value), "real_value": float(real_value), "n_set": int(n),
-                             "n_real": int(len(references) if statistic_name in _NOVELTY_STATISTICS else n_real),
-                             "ci_low": lo, "ci_high": hi})
-    for name in real:  # the real targets' own clipped share
-        if name in masks and name not in sets:
-            share = np.asarray(masks[name], dtype=bool).reshape(len(real[name]), -1).mean(axis=1)
+    # the held-out targets first: their d1 / d2 and features are the references of the others
+    order = sorted(set_src, key=lambda name: name != heldout_key)
+    judge_knn = precision_features is not None and heldout_key in set_src
+    held, scale = None, None
+    rows, novelty_rows, spectra = {}, {}, {}
+    for name in order:
+        src = set_src[name]
+        summary = summarize(src, fields, refs, precision_features if judge_knn else None, f"set {name!r}",
+                            block_bytes)
+        if name == heldout_key:
+            held = summary
+        if fields is not None:
+            spectra[name] = (summary["k"], summary["power"])
+            domain = _field_statistics(summary, ctx)
+        else:
+            domain = _galaxy_statistics(measured(name, src).reset_index(drop=True), real_ok)
+        parts = [(domain, summary.n),
+                 (_novelty_statistics(summary["ratio"], summary["max_cosine"],
+                                      None if held is None else held["ratio"], memorization_threshold,
+                                      mscore_threshold, summary.names, reference_names, summary.get("clipped"),
+                                      real_share), summary.n)]
+        if judge_knn:
+            if scale is None:  # the held-out features' own mean and spread, or none
+                raw = held["precision"]
+                scale = (raw.mean(axis=0), np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)) \
+                    if standardize_precision else (0.0, 1.0)
+                held_features = (raw - scale[0]) / scale[1]
+            judged = (np.asarray(precision_features(references), dtype=np.float64) if name == heldout_key
+                      else summary["precision"])
+            membership = _knn_membership(held_features, (judged - scale[0]) / scale[1], k)
+            if membership is not None:  # the held-out row judges the few-shot targets: their rows are resampled
+                parts.append((_knn_statistics(membership), len(references) if name == heldout_key else summary.n))
+        rows[name] = _table_rows(name, parts, n_boot, seed + list(set_src).index(name),
+                                 len(references), n_real)
+        summary.drop("counts", "tails", "sums", "precision")
+        novelty_rows[name] = summary
+    table_rows = [row for name in set_src for row in rows[name]]
+    for name, summary in real_summaries.items():  # the real targets' own clipped share
+        share = summary.get("clipped")
+        if share is not None and name not in set_src:
             lo, hi = bootstrap_interval(lambda idx, s=share: {"v": float(s[idx].mean())}, len(share), n_boot,
                                         seed).get("v", (np.nan, np.nan))
-            rows.append({"set": name, "statistic": "clipped_share", "value": float(share.mean()), "units": "fraction",
-                         "set_value": float(share.mean()), "real_value": real_share, "n_set": len(share),
-                         "n_real": n_real, "ci_low": lo, "ci_high": hi})
-    table = pd.DataFrame(rows, columns=_COLUMNS)
-    return (table, novelty) if return_novelty else table
+            table_rows.append({"set": name, "statistic": "clipped_share", "value": float(share.mean()),
+                               "units": "fraction", "set_value": float(share.mean()), "real_value": real_share,
+                               "n_set": len(share), "n_real": n_real, "ci_low": lo, "ci_high": hi})
+    out = [pd.DataFrame(table_rows, columns=_COLUMNS)]
+    if return_novelty:
+        out.append(novelty_frames({name: novelty_rows[name] for name in set_src}, reference_names))
+    if return_spectra:
+        if fields is not None:
+            spectra = {**{key: (s["k"], s["power"]) for key, s in real_summaries.items()}, **spectra}
+        out.append(_spectra_table({name: spectra[name] for name in [*real_src, *set_src] if name in spectra}))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _table_rows(name, parts, n_boot, seed, n_references, n_real) -> list[dict]:
+    """The table's rows of one set: every statistic of ``parts`` ((function of an index array, rows)
+    pairs) on all rows, with its bootstrap interval."""
+    rows = []
+    for fn, n in parts:
+        intervals = bootstrap_interval(lambda idx, fn=fn: {key: v[0] for key, v in fn(idx).items()}, n, n_boot, seed)
+        for statistic_name, (value, units, set_value, real_value) in fn(np.arange(n)).items():
+            lo, hi = intervals.get(statistic_name, (np.nan, np.nan))
+            rows.append({"set": name, "statistic": statistic_name, "value": float(value), "units": units,
+                         "set_value": float(set_value), "real_value": float(real_value), "n_set": int(n),
+                         "n_real": int(n_references if statistic_name in _NOVELTY_STATISTICS else n_real),
+                         "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def _spectra_table(spectra):
+    """``set, k, power_mean, power_std, n_maps`` per k-bin of every set's per-map spectra."""
+    import pandas as pd
+
+    rows = []
+    for name, (k, power) in spectra.items():
+        for j in range(len(k)):
+            rows.append({"set": name, "k": float(k[j]), "power_mean": float(np.nanmean(power[:, j])),
+                         "power_std": float(np.nanstd(power[:, j])), "n_maps": len(power)})
+    return pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"])
 
 
 _NOVELTY_STATISTICS = ("near_copy_share", "mscore", "novelty_w1", "source_share")  # n_real: the few-shot
@@ -381,76 +414,58 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     """
     import pandas as pd
 
-    from ..fidelity import image_summary_features, standardize_features
-    from ..physical import real_physical_maps
-    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
+    from ..fidelity import image_summary_features
+    from ..physical import record_from_attrs
+    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_attrs
+    from .sources import RealMaps, SampleMaps
 
     cfg = dict(cfg or {})
-    fewshot, fewshot_mask, fewshot_names, record = real_physical_maps(tensors_path, SPLIT_FEWSHOT)
-    heldout, heldout_mask, heldout_names, _ = real_physical_maps(tensors_path, SPLIT_HELDOUT)
+    record = record_from_attrs(read_attrs(tensors_path), tensors_path)
+    fewshot, heldout = RealMaps(tensors_path, SPLIT_FEWSHOT, record), RealMaps(tensors_path, SPLIT_HELDOUT, record)
     real = {SPLIT_FEWSHOT: fewshot}
-    sets, masks = {}, {SPLIT_FEWSHOT: fewshot_mask}
-    names = {SPLIT_FEWSHOT: fewshot_names, SPLIT_HELDOUT: heldout_names}
-    for name, path in set_paths.items():
-        samples = read_tensor_file(path)
-        if samples.x.shape[1] != record.model_channels:
-            raise InputError(path, f"has {samples.x.shape[1]} channel(s); {tensors_path}'s record maps "
-                                   f"{record.model_channels}")
-        label = table_set_name(name)
-        sets[label], masks[label] = record.to_physical(samples.x), record.clip_mask(samples.x)
-        names[label] = samples.names
-    sets[SPLIT_HELDOUT], masks[SPLIT_HELDOUT] = heldout, heldout_mask
+    sets = {table_set_name(name): SampleMaps(path, record, tensors_path) for name, path in set_paths.items()}
+    sets[SPLIT_HELDOUT] = heldout
     features = None
     if cfg.get("feature_extractor"):
         extractor = load_feature_extractor(cfg["feature_extractor"])
         features = lambda x: extractor(record.to_normalized(x)[0])  # noqa: E731  (extractors see [-1, 1])
-    # k-NN precision / recall: the 35 documented summary features of the maps as the model sees
-    # them (fidelity.image_summary_features), standardized on the held-out targets
-    held_summary = image_summary_features(record.to_normalized(heldout)[0])
 
     def precision_features(x):
-        return standardize_features(held_summary, image_summary_features(record.to_normalized(x)[0]))[1]
+        # k-NN precision / recall: the 35 documented summary features of the maps as the model sees
+        # them (fidelity.image_summary_features), standardized on the held-out targets
+        return image_summary_features(record.to_normalized(x)[0])
 
-    power_of = cfg.get("power_of", "log10")
-    window = cfg.get("window")
-    boxlength = float(cfg.get("boxlength", 1.0))
-    comparison, novelty = compare_sets(
-        real, sets, kind, boxlength=boxlength, power_of=power_of, window=window, features=features,
+    comparison, novelty, spectra = compare_sets(
+        real, sets, kind, boxlength=float(cfg.get("boxlength", 1.0)), power_of=cfg.get("power_of", "log10"),
+        window=cfg.get("window"), features=features,
         memorization_threshold=float(cfg.get("memorization_threshold", NEAR_COPY_THRESHOLD)),
         morphology_kwargs={k: v for k, v in (cfg.get("morphology") or {}).items() if v is not None},
         morphology_tables={table_set_name(name): read_morphology_table(path)
                            for name, path in (morphology_paths or {}).items()},
-        clip_masks=masks, names=names, precision_features=precision_features,
-        n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)), return_novelty=True)
+        precision_features=precision_features, standardize_precision=True,
+        n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)),
+        pdf_bins=int(cfg.get("pdf_bins", PDF_BINS)), return_novelty=True, return_spectra=True)
     # same initial noise: does fine-tuning change the output, and how close is each model to the
     # few-shot set's own optimal denoiser (which can only return the targets)?
-    paired = {name: (sets[name], names[name]) for name in sets}
+    paired = dict(sets)
     pairs = [("base_samples", "baseline_samples", "rpscore_vs_base")]
     if empirical_path is not None:
-        empirical = read_tensor_file(empirical_path)
-        paired["empirical"] = (record.to_physical(empirical.x), empirical.names)
+        paired["empirical"] = SampleMaps(empirical_path, record, tensors_path)
         pairs += [("empirical", name, "rpscore_vs_empirical") for name in ("base_samples", "baseline_samples")]
     rp_rows = []
     for reference, name, statistic in pairs:
         if reference not in paired or name not in paired:
             continue
-        rp = paired_reproducibility(*paired[reference], *paired[name], features or pixel_features(kind),
-                                    center=features is None, n_boot=int(cfg.get("bootstrap", 200)),
-                                    seed=int(cfg.get("seed", 0)))
+        rp = paired_reproducibility(paired[reference], paired[reference].names, paired[name], paired[name].names,
+                                    features or pixel_features(kind), center=features is None,
+                                    n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)))
         if rp is not None:
             rp_rows.append({"set": name, "statistic": statistic, "value": rp["value"], "units": "fraction",
                             "set_value": rp["mean_similarity"], "real_value": np.nan, "n_set": rp["n"],
                             "n_real": rp["n"], "ci_low": rp["ci_low"], "ci_high": rp["ci_high"]})
     if rp_rows:
         comparison = pd.concat([comparison, pd.DataFrame(rp_rows)], ignore_index=True)
-    rows = []
-    if kind == "field":
-        for name, data in {**real, **sets}.items():
-            k, power = _per_map_spectra(_as_maps(data, 0), boxlength, power_of, window)
-            for j in range(len(k)):
-                rows.append({"set": name, "k": float(k[j]), "power_mean": float(np.nanmean(power[:, j])),
-                             "power_std": float(np.nanstd(power[:, j])), "n_maps": len(power)})
-    return comparison, pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"]), novelty
+    return comparison, spectra, novelty
 
 
 def read_morphology_table(path):

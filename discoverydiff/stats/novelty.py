@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .neighbours import _features, nearest_neighbour_ratios
+from .neighbours import _features
 from .onepoint import _log10_values, wasserstein1
 
 #: What the tables call the discovered samples (their file is ``results/{dataset}/samples.h5``).
@@ -119,19 +119,29 @@ def novelty_table(sets: Mapping[str, np.ndarray], references, reference_names: S
     d1 / d2 distances and ``max_cosine``, centred on the references' mean feature vector
     when ``center_cosine`` (pixel stand-ins; not for a learned extractor).
     """
+    from .neighbours import _features
+    from .sources import as_source
+    from .summaries import NoveltyReferences, summarize
+
+    refs = NoveltyReferences(_features(references, features), features, center_cosine)
+    return novelty_frames({set_name: summarize(as_source(data, names=(names or {}).get(set_name)), novelty=refs)
+                           for set_name, data in sets.items()}, reference_names)
+
+
+NOVELTY_COLUMNS = ["set", "name", "d1", "d2", "nearest", "ratio", "max_cosine"]
+
+
+def novelty_frames(summaries: Mapping, reference_names: Sequence[str]):
+    """The novelty table of :func:`~discoverydiff.stats.summaries.summarize`'s per-set novelty rows."""
     import pandas as pd
 
-    frames = []
-    for set_name, data in sets.items():
-        ratios = nearest_neighbour_ratios(data, references, features)
-        cosine = max_cosine_similarity(data, references, features, center_on_references=center_cosine)
-        row_names = list((names or {}).get(set_name) or [f"{set_name}_{i}" for i in range(len(ratios))])
-        frames.append(pd.DataFrame({
-            "set": set_name, "name": row_names, "d1": ratios["d1"], "d2": ratios["d2"],
-            "nearest": [reference_names[i] for i in ratios["nearest_index"]], "ratio": ratios["ratio"],
-            "max_cosine": cosine}))
-    columns = ["set", "name", "d1", "d2", "nearest", "ratio", "max_cosine"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    frames = [pd.DataFrame({"set": set_name, "name": list(summary.names or [f"{set_name}_{i}" for i in
+                                                                             range(summary.n)]),
+                            "d1": summary["d1"], "d2": summary["d2"],
+                            "nearest": [reference_names[i] for i in summary["nearest_index"]],
+                            "ratio": summary["ratio"], "max_cosine": summary["max_cosine"]})
+              for set_name, summary in summaries.items()]
+    return pd.concat(frames, ignore_index=True)[NOVELTY_COLUMNS] if frames else pd.DataFrame(columns=NOVELTY_COLUMNS)
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], dict], n: int, n_boot: int = 200, seed: int = 0,
@@ -169,16 +179,22 @@ def paired_reproducibility(set_a, names_a: Sequence[str], set_b, names_b: Sequen
     al. 2024) is the share of pairs whose feature cosine similarity exceeds ``threshold``
     (:func:`~discoverydiff.stats.neighbours.paired_cosine_similarity`; ``center``: each
     vector's own mean removed, for pixel stand-ins). Returns ``value``, ``n`` (pairs),
-    ``mean_similarity``, ``ci_low``, ``ci_high``; None when no names pair.
+    ``mean_similarity``, ``ci_low``, ``ci_high``; None when no names pair. ``set_a`` and ``set_b``
+    are arrays or sources (:mod:`.sources`), read a block of pairs at a time.
     """
     from .neighbours import paired_cosine_similarity
+    from .sources import as_source, block_rows
 
     index_b = {name: i for i, name in enumerate(names_b)}
     pairs = [(i, index_b[name]) for i, name in enumerate(names_a) if name in index_b]
     if not pairs:
         return None
     rows_a, rows_b = (np.array(p) for p in zip(*pairs))
-    similarity = paired_cosine_similarity(np.asarray(set_a)[rows_a], np.asarray(set_b)[rows_b], features, center)
+    src_a, src_b = as_source(set_a), as_source(set_b)
+    size = block_rows(src_a.map_shape)  # pairs per block: both sets are read a block at a time
+    similarity = np.concatenate([
+        paired_cosine_similarity(src_a.rows(rows_a[i:i + size])[0], src_b.rows(rows_b[i:i + size])[0], features,
+                                 center) for i in range(0, len(rows_a), size)])
     interval = bootstrap_interval(lambda idx: {"v": float(np.mean(similarity[idx] > threshold))}, len(similarity),
                                   n_boot, seed).get("v", (np.nan, np.nan))
     return {"value": float(np.mean(similarity > threshold)), "n": len(similarity),
