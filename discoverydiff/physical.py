@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .normalize import NormalizationRecord
-from .store import _encode_attr, atomic_path, has_dataset, read_attrs, read_rows, read_tensor_file
+from .store import _encode_attr, atomic_path, has_dataset, read_attrs, read_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +126,11 @@ def real_physical_maps(tensors_path, split: str | None = None):
     names : list of str
     record : NormalizationRecord
     """
-    record = record_from_attrs(read_attrs(tensors_path), tensors_path)
-    if has_dataset(tensors_path, "physical"):  # the normalized x is not needed, so not read
-        values, mask, names = read_rows(tensors_path, ("physical", "clipped", "names"), split)
-        values, mask = values.astype(np.float64), mask.astype(bool)
-        if record.channel_mode == "replicate":
-            mask = mask.any(axis=1, keepdims=True)
-        return values, mask, names, record
-    log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
-                "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
-    tensors = read_tensor_file(tensors_path, split=split)
-    return record.to_physical(tensors.x), record.clip_mask(tensors.x), tensors.names, record
+    from .stats.sources import RealMaps  # the same reader the statistics stream with
+
+    maps = RealMaps(tensors_path, split, record_from_attrs(read_attrs(tensors_path), tensors_path))
+    values, mask = maps.rows(np.arange(len(maps)))
+    return values, mask, maps.names, maps.record
 
 
 def to_rgb_uint8(physical, record: NormalizationRecord) -> np.ndarray:

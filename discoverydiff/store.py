@@ -455,6 +455,8 @@ def _read_selected(dataset, sel: np.ndarray) -> np.ndarray:
     A contiguous run is one slice; anything else is an h5py fancy-index read (a point
     selection: the rows asked for, not the span between the first and the last).
     """
-    if len(sel) and sel[-1] - sel[0] + 1 == len(sel):
+    if not len(sel):
+        return dataset[0:0]
+    if sel[-1] - sel[0] + 1 == len(sel):
         return dataset[int(sel[0]):int(sel[-1]) + 1]
     return dataset[np.asarray(sel, dtype=np.int64)]

@@ -204,6 +204,18 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         Neighbour rank of the k-NN balls (Kynkaanniemi et al. 2019 use 3).
     return_novelty : bool
         Also return the per-sample novelty table (:func:`novelty_table`).
+    return_spectra : bool
+        Also return the spectra table (fields): ``set, k, power_mean, power_std, n_maps`` per
+        k-bin of the real and judged sets (empty for galaxies).
+    standardize_precision : bool
+        Scale each of ``precision_features`` to the held-out targets' mean and spread first.
+    pdf_bins : int
+        Bins of the log10 grid (fields) over the pooled real targets' range: ``pdf_w1_log10`` is
+        exact to one bin width (:class:`~.onepoint.ValueGrid`), the moments exact.
+    block_bytes : int
+        Maps read at a time (float64 bytes). Any set may be a source of :mod:`.sources`
+        (e.g. a tensor file) instead of an array: it is read block by block into per-map
+        summaries (:mod:`.summaries`), so memory does not grow with the number of maps.
 
     Returns
     -------
@@ -215,7 +227,7 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         fields
             ``power_log10_distance`` mean over k-bins of |log10 P_set - log10 P_real| of the
             set-mean spectra (dex); ``power_slope_difference`` slope_set - slope_real;
-            ``pdf_w1_log10`` W1 of pooled log10 values (dex); ``log10_mean_difference``,
+            ``pdf_w1_log10`` W1 of pooled log10 values (dex, to one bin of ``pdf_bins``); ``log10_mean_difference``,
             ``log10_std_difference`` (dex), ``log10_skewness_difference``,
             ``log10_kurtosis_difference`` (set minus real).
         galaxies
@@ -232,6 +244,8 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
             the pooled real targets').
     pandas.DataFrame
         Only with ``return_novelty``: one row per sample of every set (:func:`novelty_table`).
+    pandas.DataFrame
+        Only with ``return_spectra``: the spectra table.
     """
     import pandas as pd
 
@@ -393,7 +407,8 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
     kind : ``field`` (power spectra, PDFs) or ``galaxy`` (morphology).
     cfg : the config's ``stats`` section: ``power_of``, ``window``, ``memorization_threshold``,
         ``feature_extractor`` (a TorchScript file, or null for pixels), ``boxlength``, ``morphology``,
-        ``bootstrap`` (draws for the intervals), ``seed``.
+        ``bootstrap`` (draws for the intervals), ``seed``, ``pdf_bins``, ``block_mb`` (maps read at a
+        time: no set is ever held whole).
     morphology_paths : set name -> ``morphology/{set}.csv`` of rule ``morphology`` (galaxies; the
         few-shot and held-out targets included); sets without one are measured with ``cfg["morphology"]``.
 
@@ -444,7 +459,8 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
                            for name, path in (morphology_paths or {}).items()},
         precision_features=precision_features, standardize_precision=True,
         n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)),
-        pdf_bins=int(cfg.get("pdf_bins", PDF_BINS)), return_novelty=True, return_spectra=True)
+        pdf_bins=int(cfg.get("pdf_bins", PDF_BINS)), block_bytes=int(float(cfg.get("block_mb", 64)) * 2**20),
+        return_novelty=True, return_spectra=True)
     # same initial noise: does fine-tuning change the output, and how close is each model to the
     # few-shot set's own optimal denoiser (which can only return the targets)?
     paired = dict(sets)

@@ -202,26 +202,32 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     pandas.DataFrame
         ``set`` and the columns of :func:`galaxy_morphology`, one row per galaxy.
     """
-    from ..normalize import NormalizationRecord
-    from ..physical import real_physical_maps
-    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_tensor_file
+    import pandas as pd
+
+    from ..physical import record_from_attrs
+    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_attrs
     from .novelty import table_set_name
+    from .sources import RealMaps, SampleMaps
 
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     unknown = set(settings) - set(MORPHOLOGY_SETTINGS)
     if unknown:
         raise ConfigError(f"stats.morphology has unknown keys {sorted(unknown)}; known: {MORPHOLOGY_SETTINGS}")
-    images = read_tensor_file(tensors_path)
-    if not images.attrs.get("normalization"):
+    attrs = read_attrs(tensors_path)
+    if not attrs.get("normalization"):
         raise InputError(tensors_path, "has no normalization record")
-    record = NormalizationRecord.from_json(images.attrs["normalization"])
+    record = record_from_attrs(attrs, tensors_path)
     if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):  # the unclipped maps ingest kept
-        values, _, names, _ = real_physical_maps(tensors_path, set_name)
+        source = RealMaps(tensors_path, set_name, record)
     elif set_path is None:
         raise ValueError(f"set {set_name!r} needs its tensor file")
     else:
-        chosen = read_tensor_file(set_path)
-        values, names = record.to_physical(chosen.x), chosen.names
-    table = galaxy_morphology(values, names=list(names), **settings)
+        source = SampleMaps(set_path, record, tensors_path)
+    check_statmorph_kwargs(settings.get("statmorph_kwargs"))
+    # galaxy by galaxy, so a block at a time gives the same table in bounded memory
+    tables = [galaxy_morphology(values, names=source.names[start:start + len(values)], **settings)
+              for start, values, _ in source.blocks()]
+    table = pd.concat(tables, ignore_index=True) if tables else galaxy_morphology(
+        np.empty((0, *source.map_shape)), names=[], **settings)
     table.insert(0, "set", table_set_name(set_name))
     return table

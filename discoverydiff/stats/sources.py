@@ -107,7 +107,11 @@ class RealMaps(_FileMaps):
         if not self.has_physical:
             log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
                         "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
-        self.map_shape = self._read(self.file_rows[:1])[0].shape[1:] if len(self.file_rows) else ()
+        import h5py
+
+        with h5py.File(tensors_path, "r") as h5:
+            size = h5["x"].shape[2:]
+        self.map_shape = (record.source_channels, *size)
 
     def _read(self, file_rows):
         from ..store import read_file_rows
