@@ -8,7 +8,8 @@ Run from the repository root, e.g.::
 Synthetic latents stand in for inverted ones (target ~ N(m, 0.8^2 I), ID ~ N(0, I), as in the
 tests): the cost of discovery depends on their number and size only. ``discover`` runs with
 a tolerance so wide that no candidate is accepted early, so exactly ``--candidates`` candidates
-are generated (slerp of a target and a prior draw at 20 points) and scored on the three
+are generated (``--scheme``: ``pairs``, the workflow's default, between two targets at the
+slerp points in [0.4, 0.6]; ``prior``, a target towards a prior draw at 20 points) and scored on the three
 criteria, each against ``n_ref`` = 10 random references per candidate out of the target and
 ID sets. Reported: wall time (the one-off set-up, Gram matrices of the references, and the
 candidate loop), candidates per second and the peak resident memory of the process.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import time
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--n-id", type=int, default=1000)
     ap.add_argument("--shape", type=int, nargs=3, default=[3, 256, 256])
     ap.add_argument("--batch-candidates", type=int, default=1024, help="discovery.batch_candidates")
+    ap.add_argument("--scheme", choices=["pairs", "prior"], default="pairs", help="discovery.scheme")
     ap.add_argument("--plain", action="store_true", help="also time the form-every-candidate way")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None)
@@ -71,19 +74,22 @@ def main() -> None:
         # wide windows on two criteria and an impossible one on the third: nothing is accepted
         discover(target, ids, n_accept=1, seed=0, tolerance={"dist_to_id": 1e-12, "angle_origin": 1e3,
                                                                "angle_pairs": 1e3},
-                 max_candidates=args.candidates, batch_candidates=args.batch_candidates)
+                 max_candidates=args.candidates, batch_candidates=args.batch_candidates, scheme=args.scheme)
         raise SystemExit("a candidate was accepted; the benchmark needs a window nothing passes")
     except TooFewAccepted as exc:
         assert f"from {args.candidates} candidates" in str(exc), exc
     total = time.perf_counter() - start
-    row = {"candidates": args.candidates, "n_target": args.n_target, "n_id": args.n_id, "shape": shape,
-           "setup_s": setup, "discover_s": total, "candidates_per_s": args.candidates / (total - setup),
+    row = {"scheme": args.scheme, "candidates": args.candidates, "n_target": args.n_target, "n_id": args.n_id,
+           "shape": shape,
+           "setup_s": setup, "discover_s": total, "candidates_per_s": args.candidates / total,
            "peak_rss_gib": _peak_rss_gib(), "inputs_rss_gib": rss_inputs}
     print(f"{args.candidates} candidates of {'x'.join(map(str, shape))} against {args.n_target} target + "
           f"{args.n_id} ID latents; threads {torch.get_num_threads()}")
-    print(f"discover: {total:.1f} s in all, of which reference Gram matrices {setup:.1f} s; "
-          f"{row['candidates_per_s']:.0f} candidates/s after set-up; peak RSS {row['peak_rss_gib']:.2f} GiB "
-          f"(inputs alone {rss_inputs:.2f} GiB)")
+    latent_gib = (args.n_target + args.n_id) * math.prod(shape) * 4 / 2**30
+    row["latents_gib"] = latent_gib
+    print(f"discover: {total:.1f} s in all, {row['candidates_per_s']:.0f} candidates/s (the reference Gram "
+          f"matrices alone, timed apart: {setup:.1f} s); peak RSS {row['peak_rss_gib']:.2f} GiB, inputs alone "
+          f"{rss_inputs:.2f} GiB, the latents themselves {latent_gib:.2f} GiB (float32)")
 
     if args.plain:
         refs = References.build(target, ids)
