@@ -136,9 +136,13 @@ class TensorFileWriter:
         Further attributes (settings, normalization record, seed, config hash).
     chunk_rows : int
         Rows per HDF5 chunk; one row per chunk keeps random access cheap.
+    start_from : str or Path, optional
+        An HDF5 file to build on, moved (not copied) into place as the new file's start: ingest
+        stages its ``physical`` maps there as it reads them, so they are written once.
     """
 
-    def __init__(self, path, shape, kind: str, attrs: dict | None = None, chunk_rows: int = 1):
+    def __init__(self, path, shape, kind: str, attrs: dict | None = None, chunk_rows: int = 1,
+                 start_from=None):
         if len(shape) != 4:
             raise ValueError(f"tensor files hold (N, C, H, W) arrays, got shape {shape}")
         self.path = Path(path)
@@ -150,11 +154,14 @@ class TensorFileWriter:
         self._h5: h5py.File | None = None
         self._names = [""] * self.shape[0]
         self._written = np.zeros(self.shape[0], dtype=bool)
+        self._start_from = None if start_from is None else Path(start_from)
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary_sibling(self.path)
-        self._h5 = h5py.File(self._tmp, "w", rdcc_nbytes=2**20)
+        if self._start_from is not None:
+            os.replace(self._start_from, self._tmp)
+        self._h5 = h5py.File(self._tmp, "a" if self._start_from is not None else "w", rdcc_nbytes=2**20)
         self._x = self._h5.create_dataset(
             "x", shape=self.shape, dtype="float32",
             chunks=(self.chunk_rows, *self.shape[1:]) if self.shape[0] else None,
@@ -202,6 +209,15 @@ class TensorFileWriter:
         if compress and self.shape[0]:
             options.update(compression="gzip", compression_opts=1, shuffle=True)
         ds = self._h5.create_dataset(name, shape=shape, dtype=dtype, **options)
+        for key, value in (attrs or {}).items():
+            ds.attrs[key] = _encode_attr(value)
+        return ds
+
+    def dataset(self, name: str, attrs: dict | None = None):
+        """A per-row dataset already in the file (e.g. one of ``start_from``), given ``attrs``."""
+        ds = self._h5[name]
+        if ds.shape[:1] != self.shape[:1]:
+            raise ValueError(f"dataset {name!r} has {ds.shape[0]} rows, the file {self.shape[0]}")
         for key, value in (attrs or {}).items():
             ds.attrs[key] = _encode_attr(value)
         return ds

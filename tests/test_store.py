@@ -126,3 +126,29 @@ def test_atomic_path_replaces_files_and_directories_only_on_success(tmp_path):
         (tmp / "weights").write_text("partial")
         raise RuntimeError("killed")
     assert (folder / "weights").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "sub"]
+
+
+def test_writer_builds_on_a_staged_file_and_leaves_nothing_on_failure(tmp_path, rng):
+    from discoverydiff.store import read_rows
+
+    staged = rng.normal(size=(4, 1, 4, 4)).astype(np.float32)
+
+    def stage(path):
+        with h5py.File(path, "w") as h5:
+            h5.create_dataset("physical", data=staged, maxshape=(None, 1, 4, 4), chunks=(2, 1, 4, 4))
+
+    stage(tmp_path / "staged.h5")
+    x = rng.normal(size=(4, 3, 4, 4)).astype(np.float32)
+    with TensorFileWriter(tmp_path / "t.h5", x.shape, "images", start_from=tmp_path / "staged.h5") as out:
+        out.dataset("physical", {"units": ["Habing"]})
+        out.write(0, x, [f"r{i}" for i in range(4)])
+    assert not (tmp_path / "staged.h5").exists()  # moved, not copied
+    np.testing.assert_array_equal(read_rows(tmp_path / "t.h5", "physical"), staged)
+    np.testing.assert_array_equal(read_tensor_file(tmp_path / "t.h5").x, x)
+    with h5py.File(tmp_path / "t.h5") as h5:
+        assert h5["physical"].attrs["units"] == '["Habing"]'
+    stage(tmp_path / "staged.h5")
+    with pytest.raises(ValueError, match="has 4 rows"), \
+            TensorFileWriter(tmp_path / "u.h5", (5, 3, 4, 4), "images", start_from=tmp_path / "staged.h5") as out:
+        out.dataset("physical")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.h5"]  # no partial file, no staged file
