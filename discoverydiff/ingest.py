@@ -95,7 +95,8 @@ def match_inputs(spec: DatasetSpec, base_dir: str | Path = ".") -> list[tuple[Pa
     return matched
 
 
-def select_by_catalogue(files: list[tuple[Path, dict]], catalogue: dict) -> list[tuple[Path, dict]]:
+def select_by_catalogue(files: list[tuple[Path, dict]], catalogue: dict,
+                        base_dir: str | Path = ".") -> list[tuple[Path, dict]]:
     """Keep the cutouts whose id (file stem) passes the catalogue query.
 
     Parameters
@@ -105,10 +106,13 @@ def select_by_catalogue(files: list[tuple[Path, dict]], catalogue: dict) -> list
         ``path`` (CSV, e.g. the Galaxy Zoo 2 Kaggle ``training_solutions_rev1.csv``),
         ``id_column`` (default ``GalaxyID``) and ``query``, a pandas query over its
         columns, e.g. ```Class1.1` > 0.8`` for smooth galaxies (back-quote names with dots).
+    base_dir : str or Path
+        A relative catalogue ``path`` is resolved from here, as the input patterns are.
     """
     import pandas as pd
 
     path = catalogue["path"]
+    path = path if os.path.isabs(path) else str(Path(base_dir) / path)
     id_column = catalogue.get("id_column", "GalaxyID")
     try:
         table = pd.read_csv(path, dtype={id_column: str})
@@ -318,7 +322,7 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
     transform = norm_cfg.get("transform", "log10")
     files = match_inputs(spec, base_dir)
     if spec.catalogue:
-        files = select_by_catalogue(files, spec.catalogue)
+        files = select_by_catalogue(files, spec.catalogue, base_dir)
 
     from tqdm.auto import tqdm
 

@@ -226,6 +226,12 @@ def test_galaxy_cutouts_with_catalogue_query(tmp_path, galaxy_dir):
     assert record.geometry["crop_fraction"] == pytest.approx(207 / 424)
     # crop 207 of 424 then 9x downscale: the noise std of 10 drops to about 10/9
     assert 40 < record.to_physical(ts.x).mean() < 80
+    # relative paths, catalogue included, are resolved from base_dir as the workflow's are from its directory
+    relative = {**cfg, "inputs": [{"format": "image", "pattern": "gz/images/*.jpg"}],
+                "catalogue": {**cfg["catalogue"], "path": "gz/catalogue.csv"}}
+    kept = ingest_dataset("gz", relative, tmp_path / "r" / "tensors.h5", tmp_path / "r" / "rejected.csv",
+                          resolution=23, base_dir=tmp_path)
+    assert kept.n_images == 5
     cfg["catalogue"]["query"] = "`Class9` > 1"
     with pytest.raises(ConfigError, match="catalogue query .*Class9"):
         _ingest(tmp_path / "q", cfg, resolution=23)
