@@ -198,7 +198,7 @@ def resample(data: np.ndarray, size: int, method: str) -> np.ndarray:
     # rows pass on (H, C W), then the columns pass on (size C, W): two sparse-dense products
     tall = rows @ np.asarray(data, dtype=np.float64).transpose(1, 0, 2).reshape(h, c * w)
     out = (cols @ tall.reshape(size * c, w).T).T
-    return np.ascontiguousarray(out.reshape(size, c, size).transpose(1, 0, 2))
+    return out.reshape(size, c, size).transpose(1, 0, 2)  # a view: staging copies it to float32 anyway
 
 
 @functools.lru_cache(maxsize=64)
