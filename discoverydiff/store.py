@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -103,6 +104,11 @@ def _encode_attr(value):
     if value is None:
         return "null"
     return value
+
+
+def _strings(values) -> list[str]:
+    """UTF-8 string rows (``names``, ``split``) as a list of str."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _decode_attr(value):
@@ -303,11 +309,8 @@ def read_tensor_file(path, split: str | None = None) -> TensorSet:
     """Read a whole tensor file (optionally one split of it) into memory."""
     with _open_checked(path) as h5:
         attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
-        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
-        labels = None
-        if "split" in h5:
-            labels = np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s)
-                               for s in h5["split"][()]])
+        names = _strings(h5["names"][()])
+        labels = _labels(h5) if "split" in h5 else None
         try:
             x = h5["x"][()]
         except OSError as exc:
@@ -343,7 +346,7 @@ def read_rows(path, name, split: str | None = None):
             except OSError as exc:
                 raise InputError(path, f"dataset {item!r} is unreadable, the file may be truncated ({exc})") from None
             if values.dtype.kind in "OS":
-                values = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+                values = _strings(values)
             out.append(values)
     return out[0] if isinstance(name, str) else tuple(out)
 
@@ -404,7 +407,7 @@ def gather_tensor_files(paths, out_path) -> Path:
 
 
 def _labels(h5) -> np.ndarray:
-    return np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in h5["split"][()]])
+    return np.array(_strings(h5["split"][()]))
 
 
 def _selected_rows(path, h5, split: str | None) -> np.ndarray:
@@ -425,12 +428,22 @@ def _check_row_datasets(path, h5, datasets) -> None:
             raise InputError(path, f"dataset {item!r} has {h5[item].shape[0]} rows, 'x' has {h5['x'].shape[0]}")
 
 
-def row_index(path, split: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """File rows of a split (all rows for None) and their names, without reading any per-row data."""
+class RowIndex(NamedTuple):
+    """What a reader needs to know of a tensor file before reading rows."""
+
+    rows: np.ndarray  # file rows of the split
+    names: list[str]
+    x_shape: tuple  # (N, C, H, W) of the whole file
+    datasets: frozenset
+
+
+def row_index(path, split: str | None = None) -> RowIndex:
+    """File rows of a split (all rows for None), their names, the shape of ``x`` and the file's
+    datasets, from one open and without reading any per-row data."""
     with _open_checked(path) as h5:
         selected = _selected_rows(path, h5, split)
-        names = h5["names"][()]
-    return selected, [names[i].decode("utf-8") if isinstance(names[i], bytes) else str(names[i]) for i in selected]
+        names = _strings(h5["names"][()])
+        return RowIndex(selected, [names[i] for i in selected], tuple(h5["x"].shape), frozenset(h5))
 
 
 def read_file_rows(path, datasets, rows) -> tuple[np.ndarray, ...]:
@@ -456,7 +469,7 @@ def iter_batches(path, batch_size: int, split: str | None = None,
     straight into a :class:`TensorFileWriter` of that size.
     """
     with _open_checked(path) as h5:
-        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in h5["names"][()]]
+        names = _strings(h5["names"][()])
         selected = _selected_rows(path, h5, split)
         if rows is not None:
             selected = selected[rows[0]:rows[1]]

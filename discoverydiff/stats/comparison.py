@@ -30,7 +30,7 @@ from .novelty import (
 )
 from .onepoint import ValueGrid, wasserstein1
 from .power import _fundamental, fit_power_law
-from .sources import BLOCK_BYTES, as_source
+from .sources import BLOCK_BYTES, ArrayMaps, as_source
 from .summaries import FieldSettings, NoveltyReferences, draw_weights, log_range, summarize
 
 #: Bins of the shared log10 grid of the one-point statistics: W1 is exact to one bin width.
@@ -265,9 +265,11 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
         center_cosine = features is None
     if features is None:
         features = pixel_features(kind)
+    # the few-shot targets are held whole (their features are every sample's references): read once
     reference_src = real_src[memorization_reference]
-    references = reference_src.array()
+    references, reference_mask = reference_src.rows(np.arange(len(reference_src)))
     reference_names = list(reference_src.names or [f"target_{i}" for i in range(len(references))])
+    reference_src = real_src[memorization_reference] = ArrayMaps(references, reference_mask, reference_src.names)
     refs = NoveltyReferences(_features(references, features), features, center_cosine)
 
     fields, ctx = None, {}

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 
 MORPHOLOGY_PARAMETERS = ("concentration", "asymmetry", "smoothness", "gini", "m20", "sersic_n")
 # statmorph's flag for an object it could not measure at all; used for our own failures.
@@ -213,18 +213,15 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     unknown = set(settings) - set(MORPHOLOGY_SETTINGS)
     if unknown:
         raise ConfigError(f"stats.morphology has unknown keys {sorted(unknown)}; known: {MORPHOLOGY_SETTINGS}")
-    attrs = read_attrs(tensors_path)
-    if not attrs.get("normalization"):
-        raise InputError(tensors_path, "has no normalization record")
-    record = record_from_attrs(attrs, tensors_path)
+    record = record_from_attrs(read_attrs(tensors_path), tensors_path)
     if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):  # the unclipped maps ingest kept
         source = RealMaps(tensors_path, set_name, record)
     elif set_path is None:
         raise ValueError(f"set {set_name!r} needs its tensor file")
     else:
         source = SampleMaps(set_path, record, tensors_path)
-    check_statmorph_kwargs(settings.get("statmorph_kwargs"))
-    # galaxy by galaxy, so a block at a time gives the same table in bounded memory
+    # galaxy_morphology checks statmorph's keywords before its first galaxy and measures galaxy by
+    # galaxy, so a block at a time gives the same table in bounded memory
     tables = [galaxy_morphology(values, names=source.names[start:start + len(values)], **settings)
               for start, values, _ in source.blocks()]
     table = pd.concat(tables, ignore_index=True) if tables else galaxy_morphology(

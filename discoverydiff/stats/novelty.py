@@ -119,7 +119,6 @@ def novelty_table(sets: Mapping[str, np.ndarray], references, reference_names: S
     d1 / d2 distances and ``max_cosine``, centred on the references' mean feature vector
     when ``center_cosine`` (pixel stand-ins; not for a learned extractor).
     """
-    from .neighbours import _features
     from .sources import as_source
     from .summaries import NoveltyReferences, summarize
 

@@ -99,19 +99,16 @@ class RealMaps(_FileMaps):
     with a warning."""
 
     def __init__(self, tensors_path, split: str | None, record):
-        from ..store import has_dataset, row_index
+        from ..store import row_index
 
         self.path, self.record = tensors_path, record
-        self.file_rows, self.names = row_index(tensors_path, split)
-        self.has_physical = has_dataset(tensors_path, "physical")
+        index = row_index(tensors_path, split)
+        self.file_rows, self.names = index.rows, index.names
+        self.has_physical = "physical" in index.datasets
         if not self.has_physical:
             log.warning("%s has no unclipped 'physical' maps (an older ingest); using the clipped ones, so the "
                         "tails beyond the record's lo/hi are missing: run ingest again", tensors_path)
-        import h5py
-
-        with h5py.File(tensors_path, "r") as h5:
-            size = h5["x"].shape[2:]
-        self.map_shape = (record.source_channels, *size)
+        self.map_shape = (record.source_channels, *index.x_shape[2:])
 
     def _read(self, file_rows):
         from ..store import read_file_rows
@@ -133,14 +130,12 @@ class SampleMaps(_FileMaps):
     mask of values at a clip bound (:meth:`NormalizationRecord.clip_mask`)."""
 
     def __init__(self, path, record, tensors_path=None):
-        import h5py
-
         from ..store import row_index
 
         self.path, self.record = path, record
-        self.file_rows, self.names = row_index(path)  # checks it is a tensor file
-        with h5py.File(path, "r") as h5:
-            channels, *size = h5["x"].shape[1:]
+        index = row_index(path)  # checks it is a tensor file
+        self.file_rows, self.names = index.rows, index.names
+        channels, *size = index.x_shape[1:]
         if channels != record.model_channels:
             raise InputError(path, f"has {channels} channel(s); {tensors_path or 'the dataset'}'s record maps "
                                    f"{record.model_channels}")
