@@ -450,12 +450,18 @@ class PairCandidates:
 SCHEMES = ("pairs", "prior")
 
 
-def _advice(n_accepted, n_accept, tried, max_candidates, pass_counts, joint, deviations, targets) -> str:
+def _advice(n_accepted, n_accept, tried, max_candidates, pass_counts, joint, deviations, targets,
+            quota_blocked: int = 0, quotas: str = "") -> str:
     """Why discovery stopped short, and what would complete it, from the joint pass rate."""
     rate = joint / max(tried, 1)
     text = (f"discovery accepted {n_accepted} of {n_accept} latents from {tried} candidates "
             f"(joint pass rate of all criteria {rate:.2e}); pass rates per criterion: "
             + ", ".join(f"{c} {pass_counts[c] / max(tried, 1):.1%}" for c in CRITERIA) + ". ")
+    if quota_blocked and joint >= n_accept:
+        # enough candidates passed; the per-target / per-pair limits turned them away
+        return text + (f"{quota_blocked} candidates that passed were turned away by the quotas ({quotas}): raise "
+                       "discovery.max_per_pair or discovery.max_per_source, or ask for fewer latents "
+                       "(discovery.n_samples, discovery.screen.oversample).")
     if joint > 0:
         budget = int(math.ceil(1.5 * n_accept / rate))
         text += f"At that rate discovery.max_candidates = {budget} would complete it"
@@ -481,7 +487,7 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
              n_slerp: int = 20, tolerance: dict | float = 1.0, prior: GaussianPrior | None = None,
              max_candidates: int = 100_000, batch_candidates: int = 1024, target_names=None,
              scheme: str = "pairs", min_weight: float | None = None,
-             max_per_source: int | None = None) -> DiscoveryResult:
+             max_per_source: int | None = None, max_per_pair: int | None = None) -> DiscoveryResult:
     """Geometric sampling: slerp candidates, accepted when all three criteria fit the targets.
 
     Parameters
@@ -504,6 +510,10 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
     max_per_source : a target seeds at most this many accepted latents (default
         ceil(2 n_accept / N_t) + 1 for pairs, ceil(n_accept / N_t) + 1 for prior), so that the
         discovered set spreads over the targets instead of collapsing on a few.
+    max_per_pair : ``pairs`` scheme: accepted latents one pair of targets may seed (default
+        ceil(n_accept / number of pairs), so 1 whenever the targets give enough pairs).
+        Neighbouring weights of one pair decode to nearly the same map: without the limit the
+        demo's 16 radiation latents came from 6 pairs, three weights each.
 
     Every candidate is scored without its own source target(s) among its references, as the
     targets are when their windows are measured.
@@ -531,10 +541,13 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
     per_source = 2 if scheme == "pairs" else 1
     if max_per_source is None:
         max_per_source = math.ceil(per_source * n_accept / n_t) + 1
+    if max_per_pair is None:
+        max_per_pair = math.ceil(n_accept / (n_t * (n_t - 1) // 2))
     prior = prior or (GaussianPrior.fit(t) if scheme == "prior" else None)
     uses = torch.zeros(n_t, dtype=torch.long)
+    pair_uses: dict[tuple[int, int], int] = {}
     accepted, acc_names, acc_values, acc_sources = [], [], [], []
-    tried, joint, pass_counts = 0, 0, dict.fromkeys(CRITERIA, 0)
+    tried, joint, pass_counts, quota_blocked = 0, 0, dict.fromkeys(CRITERIA, 0), 0
     deviations = []
     std = torch.tensor([max(targets.std[c], 1e-300) for c in CRITERIA], dtype=torch.float64)
     mean = torch.tensor([targets.mean[c] for c in CRITERIA], dtype=torch.float64)
@@ -564,7 +577,13 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
                 break
             own = sources[j]
             if bool((uses[own] >= max_per_source).any()):
+                quota_blocked += 1
                 continue
+            pair = tuple(sorted(own.tolist()))
+            if scheme == "pairs" and pair_uses.get(pair, 0) >= max_per_pair:
+                quota_blocked += 1
+                continue
+            pair_uses[pair] = pair_uses.get(pair, 0) + 1
             uses[own] += 1
             accepted.append(cand.latent(j))
             acc_values.append(values[j])
@@ -572,19 +591,23 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
             seeds = "+".join(names[int(i)] for i in own)
             acc_names.append(f"discovered_{len(acc_names):05d}<-{seeds}@w={float(w[j]):.3f}")
     if len(acc_names) < n_accept:
+        quotas = (f"max_per_source {max_per_source}" + (f", max_per_pair {max_per_pair} ({n_t} targets give "
+                                                        f"{n_t * (n_t - 1) // 2} pairs)" if scheme == "pairs" else ""))
         raise TooFewAccepted(_advice(len(acc_names), n_accept, tried, max_candidates, pass_counts, joint,
-                                     deviations, targets))
+                                     deviations, targets, quota_blocked, quotas))
     result = DiscoveryResult(torch.stack(accepted).reshape(-1, *shape).float(), acc_names,
                              torch.stack(acc_values), targets, tried, pass_counts)
     result.settings = {"scheme": scheme, "min_weight": float(min_weight), "weights": weights.tolist(),
-                       "max_per_source": int(max_per_source), "joint_pass_rate": joint / max(tried, 1),
+                       "max_per_source": int(max_per_source),
+                       "max_per_pair": int(max_per_pair) if scheme == "pairs" else None,
+                       "joint_pass_rate": joint / max(tried, 1),
                        "reference_exclusion": "own source target(s)", "sources": acc_sources}
     return result
 
 
 # ----------------------------------------------------------------------------- files
 def discover_from_files(latents_path, id_latents_path, discovered_path, geometry_path, cfg: dict,
-                        seed: int = 0) -> DiscoveryResult:
+                        seed: int = 0, model=None, options=None, screening_path=None) -> DiscoveryResult:
     """Run discovery on tensor files and write the accepted latents and the geometry table.
 
     Parameters
@@ -595,7 +618,13 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         (N, 3) hold each accepted latent's criterion values, attrs the acceptance record.
     geometry_path : output CSV of :func:`latent_geometry` plus the acceptance windows.
     cfg : the config's ``discovery`` section (n_samples, n_ref, n_slerp, tolerance, scheme,
-        min_weight, max_per_source, prior_fit, prior_variance, max_candidates, batch_candidates).
+        min_weight, max_per_source, max_per_pair, prior_fit, prior_variance, max_candidates,
+        batch_candidates, screen). ``screen: {oversample, preview_steps}`` with oversample > 1
+        (the workflow's default is 3; without the key, no screening) accepts oversample x
+        n_samples latents and keeps the n_samples whose decoded previews fit the targets'
+        (:mod:`discoverydiff.screening`); it needs ``model`` and ``options`` (the engine), and
+        writes every candidate's verdict to ``screening_path``. The screened-out latents stay in
+        the output as dataset ``screened_out`` (names in the record).
     """
     from .store import TensorFileWriter, read_tensor_file, write_csv_atomic
 
@@ -616,15 +645,49 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         prior = GaussianPrior.fit(target.x if fit_to == "target" else ids.x, cfg.get("prior_variance", "scalar"),
                                   fit_to)
     t = torch.from_numpy(target.x)
-    result = discover(t, torch.from_numpy(ids.x), int(cfg.get("n_samples", 32)), seed=seed,
+    n_samples = int(cfg.get("n_samples", 32))
+    screen_cfg = dict(cfg.get("screen") or {})
+    oversample = int(screen_cfg.get("oversample", 1))
+    if oversample < 1:
+        raise ConfigError(f"discovery.screen.oversample must be at least 1, got {oversample}")
+    if oversample > 1 and (model is None or options is None or screening_path is None):
+        raise ConfigError("discovery.screen.oversample > 1 decodes previews: it needs the base model, the run "
+                          "options and a screening table path (or set oversample: 1)")
+    result = discover(t, torch.from_numpy(ids.x), n_samples * oversample, seed=seed,
                       n_ref=int(cfg.get("n_ref", 10)), n_slerp=int(cfg.get("n_slerp", 20)),
                       tolerance=cfg.get("tolerance", 1.0), prior=prior,
                       max_candidates=int(cfg.get("max_candidates", 100_000)),
                       batch_candidates=int(cfg.get("batch_candidates", 1024)), target_names=target.names,
-                      scheme=scheme, min_weight=cfg.get("min_weight"), max_per_source=cfg.get("max_per_source"))
+                      scheme=scheme, min_weight=cfg.get("min_weight"), max_per_source=cfg.get("max_per_source"),
+                      max_per_pair=cfg.get("max_per_pair", 1))
     log.info("accepted %d latents from %d candidates (rate %.3g); windows %s", len(result.names),
              result.n_candidates, result.acceptance_rate,
              {c: tuple(round(v, 3) for v in result.targets.window(c)) for c in CRITERIA})
+    latents, names, criteria = result.latents, list(result.names), result.criteria
+    screened_out, screening = None, None
+    if oversample > 1:
+        from .screening import STATISTICS, screen
+
+        steps = int(screen_cfg.get("preview_steps", 10))
+        keep, screen_table = screen(model, options, int(target.attrs["t0"]), steps, latents, t, n_samples, names,
+                                    target.names)
+        keep_t = torch.from_numpy(keep)
+        screened_out = (latents[~keep_t].numpy(), [n for n, k in zip(names, keep) if not k])
+        latents, criteria = latents[keep_t], criteria[keep_t]
+        names = [n for n, k in zip(names, keep) if k]
+        scores = screen_table.loc[screen_table["set"] == "candidate", "score"].to_numpy()
+        target_rows = screen_table[screen_table["set"] == "fewshot"]
+        screening = {"oversample": oversample, "preview_steps": steps, "statistics": list(STATISTICS),
+                     "n_candidates": int(len(keep)), "n_kept": int(keep.sum()),
+                     "target_mean": {c: float(target_rows[c].mean()) for c in STATISTICS},
+                     "target_std": {c: float(target_rows[c].std(ddof=1)) for c in STATISTICS},
+                     "kept_score_max": float(scores[keep].max()),
+                     "screened_out_names": screened_out[1]}
+        result.settings["sources"] = [src for src, k in zip(result.settings["sources"], keep) if k]
+    elif screening_path is not None:
+        from .screening import STATISTICS
+
+        screen_table = pd.DataFrame(columns=["set", "name", *STATISTICS, "score", "kept"])  # no screening
     record = {"n_candidates": result.n_candidates, "acceptance_rate": result.acceptance_rate,
               "pass_rate": {c: result.pass_counts[c] / max(result.n_candidates, 1) for c in CRITERIA},
               "target_mean": result.targets.mean, "target_std": result.targets.std,
@@ -632,21 +695,26 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
               **result.settings}
     if scheme == "prior":
         record.update({"prior_fit": fit_to, "prior_variance": cfg.get("prior_variance", "scalar")})
+    record["screening"] = screening or {"oversample": 1}
     attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset", "wcs")}
     attrs.update({"seed": seed, "source": str(latents_path), "id_source": str(id_latents_path),
                   "acceptance": record})
-    x = result.latents.numpy()
+    x = latents.numpy()
     with TensorFileWriter(discovered_path, x.shape, "latents", attrs) as out:
-        out.write(0, x, result.names)
-        out.add_dataset("criteria", result.criteria.numpy())
+        out.write(0, x, names)
+        out.add_dataset("criteria", criteria.numpy())
+        if screened_out is not None:
+            out.add_dataset("screened_out", screened_out[0])
     table = latent_geometry(t, torch.from_numpy(ids.x))
     windows = pd.DataFrame([{"statistic": f"window_{c}", "set": "acceptance", "units": "deg" if "angle" in c
                              else "latent units", "mean": result.targets.mean[c], "std": result.targets.std[c],
                              "min": result.targets.window(c)[0], "max": result.targets.window(c)[1],
                              "n": len(t)} for c in CRITERIA])
     accepted = pd.DataFrame([{"statistic": c, "set": "discovered", "units": windows["units"][k],
-                              "mean": float(result.criteria[:, k].mean()), "std": float(result.criteria[:, k].std()),
-                              "min": float(result.criteria[:, k].min()), "max": float(result.criteria[:, k].max()),
-                              "n": len(result.names)} for k, c in enumerate(CRITERIA)])
+                              "mean": float(criteria[:, k].mean()), "std": float(criteria[:, k].std()),
+                              "min": float(criteria[:, k].min()), "max": float(criteria[:, k].max()),
+                              "n": len(names)} for k, c in enumerate(CRITERIA)])
     write_csv_atomic(pd.concat([table, windows, accepted], ignore_index=True), geometry_path)
+    if screening_path is not None:
+        write_csv_atomic(screen_table, screening_path)
     return result

@@ -74,7 +74,8 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
             row = {"knob": knob, "value": float(value)}
             try:
                 result = discover_from_files(latents_path, id_latents_path, where / "latents.h5",
-                                             where / "geometry.csv", cfg, seed)
+                                             where / "geometry.csv", cfg, seed, model=model, options=options,
+                                             screening_path=where / "screening.csv")
             except TooFewAccepted as exc:
                 log.warning("%s = %s: %s", knob, value, exc)
                 rows.append({**row, "error": str(exc)})

@@ -1,10 +1,13 @@
 # Discovery: geometric sampling of new latents for each target domain, and their decoding.
 
 
+# Geometric acceptance, then screening of the accepted latents by short decoded previews
+# (discovery.screen): a model job.
 rule discover:
     input:
         latents="results/{dataset}/latents.h5",
         id_latents="results/base_model/id_latents.h5",
+        model=model_inputs,
     output:
         latents="results/{dataset}/discovered_latents.h5",
         geometry=report(
@@ -13,16 +16,20 @@ rule discover:
             category="{dataset}",
             subcategory="tables",
         ),
+        screening="results/{dataset}/screening.csv",
     log:
         "results/{dataset}/logs/discover.log",
     benchmark:
         "results/{dataset}/benchmarks/discover.tsv"
     conda:
-        "../envs/cpu.yaml"
-    threads: THREADS["numeric"]
+        "../envs/gpu.yaml"
+    threads: THREADS["torch"]
+    resources:
+        gpu=1,
     params:
         discovery=config["discovery"],
         seed=config["seed"],
+        engine=engine_params,
     script:
         "../workflow_scripts/discover.py"
 

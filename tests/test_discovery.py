@@ -2,6 +2,7 @@
 
 import math
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -223,3 +224,18 @@ def test_schemes_name_their_sources_and_respect_weights_and_quotas(clusters):
     assert prior.settings["scheme"] == "prior" and all(len(s) == 1 for s in prior.settings["sources"])
     with pytest.raises(ConfigError, match="scheme"):
         discover(target, ids, n_accept=1, scheme="nearby")
+
+
+def test_each_pair_seeds_at_most_its_quota_and_quotas_explain_a_short_run(clusters):
+    target, ids, _ = clusters
+    n_pairs = len(target) * (len(target) - 1) // 2
+    result = discover(target, ids, n_accept=8, seed=1, tolerance=2.0, max_candidates=50000)
+    pairs = [tuple(sorted(s)) for s in result.settings["sources"]]
+    assert result.settings["max_per_pair"] == 1 == math.ceil(8 / n_pairs)
+    assert len(set(pairs)) == len(pairs) == 8  # eight distinct pairs, not neighbouring weights of a few
+    free = discover(target, ids, n_accept=8, seed=1, tolerance=2.0, max_candidates=50000, max_per_pair=3)
+    assert max(Counter(tuple(sorted(s)) for s in free.settings["sources"]).values()) <= 3
+    # more latents than pairs x quota: the quotas, not the criteria, stop it, and the advice says so
+    with pytest.raises(TooFewAccepted, match="turned away by the quotas.*max_per_pair 1"):
+        discover(target, ids, n_accept=n_pairs + 1, seed=1, tolerance=2.0, max_candidates=20000, max_per_pair=1,
+                 max_per_source=len(target))

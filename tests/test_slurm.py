@@ -19,8 +19,8 @@ from discoverydiff.store import read_tensor_file
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
-GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "sample_discovered", "finetune", "novelty_sweep",
-             "jacobian", "jacobian_in_domain"}
+GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "discover", "sample_discovered", "finetune",
+             "novelty_sweep", "jacobian", "jacobian_in_domain"}
 LOCAL_RULES = {"all", "figures", "figure", "gather_shards", "provenance", "reconstruction_table"}
 
 # Every tensor file and table these targets produce is compared (all of the engine's rules but

@@ -1,9 +1,18 @@
-"""rule discover: inverted targets + ID latents -> accepted new latents + geometry table."""
+"""rule discover: inverted targets + ID latents -> accepted new latents, geometry and screening tables."""
 
 from discoverydiff.discovery import discover_from_files
-from discoverydiff.workflow import run_step
+from discoverydiff.workflow import engine_from_params, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
-run_step(sm.log[0], lambda: discover_from_files(sm.input.latents, sm.input.id_latents, sm.output.latents,
-                                                sm.output.geometry, sm.params.discovery, seed=sm.params.seed),
-         threads=sm.threads)
+
+
+def step():
+    model = options = None
+    if int((sm.params.discovery.get("screen") or {}).get("oversample", 1)) > 1:  # previews need the model
+        model, _, options, _ = engine_from_params(sm.params.engine, sm.input.model)
+    return discover_from_files(sm.input.latents, sm.input.id_latents, sm.output.latents, sm.output.geometry,
+                               sm.params.discovery, seed=sm.params.seed, model=model, options=options,
+                               screening_path=sm.output.screening)
+
+
+run_step(sm.log[0], step, threads=sm.threads)
