@@ -16,7 +16,12 @@ rule discover:
             category="{dataset}",
             subcategory="tables",
         ),
-        screening="results/{dataset}/screening.csv",
+        screening=report(
+            "results/{dataset}/screening.csv",
+            caption="../report/screening.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
     log:
         "results/{dataset}/logs/discover.log",
     benchmark:

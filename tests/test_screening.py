@@ -42,14 +42,20 @@ def test_scores_rank_candidates_by_distance_to_the_targets():
     targets = pd.DataFrame(rng.normal(size=(12, len(STATISTICS))), columns=list(STATISTICS))
     centre = targets.mean()
     candidates = pd.DataFrame([centre, centre + 3 * targets.std(ddof=1), centre - 0.5 * targets.std(ddof=1)])
-    z, score = screen_scores(candidates, targets)
+    # the unit is the targets' spread when the other set does not vary ...
+    z, score = screen_scores(candidates, targets, spread_of=candidates.iloc[:1])
     np.testing.assert_allclose(score, [0.0, 9.0, 0.25], atol=1e-12)
     np.testing.assert_allclose(z.iloc[1], 3.0)
+    assert select(score, 2).tolist() == [True, False, True]
+    # ... and widens by the candidates' own spread: sqrt(var_t + var_c), both with ddof 1
+    z, score = screen_scores(candidates, targets)
+    var_t, var_c = targets.var(ddof=1), np.array([np.var([0, 3, -0.5], ddof=1)]) * targets.var(ddof=1)
+    np.testing.assert_allclose(z.iloc[1], 3 * np.sqrt(var_t / (var_t + var_c)), rtol=1e-12)
     assert select(score, 2).tolist() == [True, False, True]
     assert select([1.0, 0.5, 0.5], 1).tolist() == [False, True, False]  # a tie goes to the earlier one
     # a statistic on which the targets agree is left out instead of dividing by zero
     flat = targets.assign(mean=1.0)
-    z, score = screen_scores(candidates.assign(mean=5.0), flat)
+    z, score = screen_scores(candidates.assign(mean=5.0), flat)  # neither set varies in the mean
     assert "mean" not in z.columns and np.isfinite(score).all()
     with pytest.raises(ValueError, match="cannot keep 4 of 3"):
         select(score, 4)
