@@ -19,7 +19,7 @@ import logging
 
 from .engine import RunOptions, sample_from_noise
 from .errors import ConfigError
-from .models import EmpiricalDenoiser, EpsModel
+from .models import EmpiricalDenoiser, EpsModel, NoiseSchedule
 from .store import SPLIT_FEWSHOT, read_tensor_file
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,10 @@ def finetune_and_sample(model: EpsModel, images_path, samples_path, settings, op
     return sample_from_noise(tuned.eval(), samples_path, n_samples, settings, options, seed, extra_attrs=attrs)
 
 
-def sample_empirical(model: EpsModel, images_path, samples_path, settings, options: RunOptions, n_samples: int,
-                     seed: int = 0):
-    """``n_samples`` of the few-shot set's optimal (empirical) denoiser under ``model``'s noise schedule.
+def sample_empirical(model: EpsModel | NoiseSchedule, images_path, samples_path, settings, options: RunOptions,
+                     n_samples: int, seed: int = 0):
+    """``n_samples`` of the few-shot set's optimal (empirical) denoiser under ``model``'s noise schedule
+    (a loaded model, or :func:`~discoverydiff.models.load_schedule`'s schedule alone).
 
     Sample ``sample_i`` starts from the same noise as the base model's and the fine-tuned
     baseline's ``sample_i`` (:func:`~discoverydiff.engine.sample_from_noise`, same ``seed``).

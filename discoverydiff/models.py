@@ -306,6 +306,47 @@ def source_images(cfg: dict, resolution: int, channels: int, seed: int) -> tuple
     raise ConfigError(f"model.source_images.kind must be natural_patches or tensors, got {kind!r}")
 
 
+class NoiseSchedule:
+    """What a closed-form sampler needs of a base model: its betas, channels and resolution."""
+
+    def __init__(self, betas: np.ndarray, channels: int, resolution: int, name: str):
+        self.betas = np.asarray(betas, dtype=np.float64)
+        self.alpha_bar = alphas_cumprod(self.betas)
+        self.channels, self.resolution, self.name = int(channels), int(resolution), name
+
+
+def load_schedule(cfg: dict, seed: int = 0) -> NoiseSchedule:
+    """The noise schedule, channels and resolution of the config's base model.
+
+    For a diffusers directory they come from its JSON files alone: importing diffusers and
+    loading the network costs a CPU job about 5 s, and rule sample_empirical (the few-shot
+    set's own optimal denoiser) never evaluates the network. Other sources load the model.
+    """
+    source = cfg.get("source", "trained")
+    if source in ("diffusers", "trained") and cfg.get("path"):
+        path = Path(cfg["path"])
+        unet_dir = path / "unet" if (path / "unet" / "config.json").exists() else path
+        if not (unet_dir / "config.json").exists():
+            raise InputError(unet_dir, "has no config.json: not a diffusers model directory")
+        try:
+            net_cfg = json.loads((unet_dir / "config.json").read_text())
+            sched = {}
+            for candidate in (path / "scheduler_config.json", path / "scheduler" / "scheduler_config.json"):
+                if candidate.exists():
+                    sched = json.loads(candidate.read_text())
+                    break
+        except (OSError, ValueError) as exc:
+            raise InputError(unet_dir, f"cannot read the model's JSON configuration: {exc}") from None
+        channels, resolution = int(net_cfg.get("in_channels", 3)), int(net_cfg.get("sample_size", 32))
+        want = (int(cfg.get("channels", 3)), int(cfg.get("resolution", 32)))
+        if (channels, resolution) != want:
+            raise ConfigError(f"the {source} model takes {channels}x{resolution}x{resolution} images but "
+                              f"model.channels/resolution say {want[0]}x{want[1]}x{want[1]}")
+        return NoiseSchedule(_schedule_from(sched), channels, resolution, f"{source}:{path}")
+    model = load_model(cfg, seed)
+    return NoiseSchedule(model.betas, model.channels, model.resolution, model.name)
+
+
 def load_model(cfg: dict, seed: int = 0) -> EpsModel:
     """Build the base model the config's ``model`` section describes."""
     source = cfg.get("source", "trained")

@@ -69,6 +69,15 @@ def run_step(log_path: str | Path | None, step: Callable[[], object], threads: i
             log_file.close()
 
 
+def model_config(params: dict, model_inputs=()) -> dict:
+    """The ``model`` section of a rule's ``engine`` params, with rule train_base's directory as the
+    path of ``source: trained`` without one."""
+    model_cfg = dict(params["model"])
+    if model_cfg.get("source") == "trained" and not model_cfg.get("path") and model_inputs:
+        model_cfg["path"] = str(model_inputs[0])
+    return model_cfg
+
+
 def engine_from_params(params: dict, model_inputs=()) -> tuple:
     """(model, DDIM settings, run options, seed) from a rule's ``engine`` params.
 
@@ -78,10 +87,7 @@ def engine_from_params(params: dict, model_inputs=()) -> tuple:
     from .engine import settings_from_config
     from .models import load_model
 
-    model_cfg = dict(params["model"])
-    if model_cfg.get("source") == "trained" and not model_cfg.get("path") and model_inputs:
-        model_cfg["path"] = str(model_inputs[0])
-    model = load_model(model_cfg, seed=int(params["seed"]))
+    model = load_model(model_config(params, model_inputs), seed=int(params["seed"]))
     settings, options = settings_from_config(params["diffusion"])
     options.device, options.precision = params["device"], params["precision"]
     return model, settings, options, int(params["seed"])

@@ -8,7 +8,7 @@ import torch
 
 from discoverydiff.diffusion import linear_betas
 from discoverydiff.errors import ConfigError, InputError
-from discoverydiff.models import load_model
+from discoverydiff.models import load_model, load_schedule
 
 
 def _tiny_unet():
@@ -43,6 +43,12 @@ def test_diffusers_directory_round_trip(tmp_path, source):
         np.testing.assert_allclose(model(x, t).numpy(), unet.eval()(x, t).sample.numpy(), atol=1e-5)
     np.testing.assert_allclose(model.betas, linear_betas(1000, 1e-4, 0.03))
     assert model.name.startswith(f"{source}:") and "sha256=" in model.name
+    # the schedule alone, from the directory's JSON files, is the loaded model's
+    schedule = load_schedule({"source": source, "path": str(path), "resolution": 16, "channels": 3})
+    np.testing.assert_array_equal(schedule.alpha_bar, model.alpha_bar)
+    assert (schedule.channels, schedule.resolution) == (model.channels, model.resolution) == (3, 16)
+    with pytest.raises(ConfigError, match="3x16x16 images but model.channels/resolution say 3x32x32"):
+        load_schedule({"source": source, "path": str(path), "resolution": 32, "channels": 3})
 
 
 def test_adm_checkpoint_round_trip_pt_and_safetensors(tmp_path):

@@ -1,14 +1,21 @@
 """rule sample_empirical: the few-shot set's optimal denoiser sampled from the base samples' noise."""
 
 from discoverydiff.baseline import sample_empirical
-from discoverydiff.workflow import engine_from_params, run_step
+from discoverydiff.engine import settings_from_config
+from discoverydiff.models import load_schedule
+from discoverydiff.workflow import model_config, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
 
 def step():
-    model, settings, options, seed = engine_from_params(sm.params.engine, sm.input.model)
-    return sample_empirical(model, sm.input.tensors, sm.output[0], settings, options, int(sm.params.n_samples), seed)
+    # the closed-form denoiser needs the base model's schedule, not its network
+    params = sm.params.engine
+    schedule = load_schedule(model_config(params, sm.input.model), seed=int(params["seed"]))
+    settings, options = settings_from_config(params["diffusion"])
+    options.device, options.precision = params["device"], params["precision"]
+    return sample_empirical(schedule, sm.input.tensors, sm.output[0], settings, options, int(sm.params.n_samples),
+                            int(params["seed"]))
 
 
 run_step(sm.log[0], step, threads=sm.threads)
