@@ -509,7 +509,9 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         target towards a draw of the fitted Gaussian prior (default min_weight 0: every weight).
     max_per_source : a target seeds at most this many accepted latents (default
         ceil(2 n_accept / N_t) + 1 for pairs, ceil(n_accept / N_t) + 1 for prior), so that the
-        discovered set spreads over the targets instead of collapsing on a few.
+        discovered set spreads over the targets instead of collapsing on a few. Default quotas
+        grow by one each time a whole batch's passing candidates were all over them
+        (``settings["quotas_raised"]``); quotas given explicitly never change.
     max_per_pair : ``pairs`` scheme: accepted latents one pair of targets may seed (default
         ceil(n_accept / number of pairs), so 1 whenever the targets give enough pairs).
         Neighbouring weights of one pair decode to nearly the same map: without the limit the
@@ -539,10 +541,15 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
         raise ConfigError(f"no slerp weight k/{n_slerp + 1} lies in [{min_weight}, {upper}]: "
                           "lower discovery.min_weight or raise n_slerp")
     per_source = 2 if scheme == "pairs" else 1
-    if max_per_source is None:
+    # quotas left at their defaults start at the even share and grow by one whenever a whole batch
+    # had passing candidates but every one was turned away by them: not every pair passes, so the
+    # even share alone can leave a run short (measured: 61 of 64 with 12 targets, 66 pairs)
+    auto_source, auto_pair = max_per_source is None, max_per_pair is None
+    if auto_source:
         max_per_source = math.ceil(per_source * n_accept / n_t) + 1
-    if max_per_pair is None:
+    if auto_pair:
         max_per_pair = math.ceil(n_accept / (n_t * (n_t - 1) // 2))
+    quotas_raised = 0
     prior = prior or (GaussianPrior.fit(t) if scheme == "prior" else None)
     uses = torch.zeros(n_t, dtype=torch.long)
     pair_uses: dict[tuple[int, int], int] = {}
@@ -572,6 +579,7 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
             pass_counts[c] += int(ok[:, k].sum())
         joint += int(ok.all(1).sum())
         deviations.append(((values - mean).abs() / std).float())
+        n_before, blocked_before = len(acc_names), quota_blocked
         for j in ok.all(1).nonzero().flatten().tolist():
             if len(acc_names) >= n_accept:
                 break
@@ -590,6 +598,12 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
             acc_sources.append(own.tolist())
             seeds = "+".join(names[int(i)] for i in own)
             acc_names.append(f"discovered_{len(acc_names):05d}<-{seeds}@w={float(w[j]):.3f}")
+        if len(acc_names) == n_before and quota_blocked > blocked_before and (auto_source or auto_pair):
+            max_per_source += int(auto_source)
+            max_per_pair += int(auto_pair and scheme == "pairs")
+            quotas_raised += 1
+            log.info("every passing candidate of a batch was over a quota: raised to max_per_source %d, "
+                     "max_per_pair %d", max_per_source, max_per_pair)
     if len(acc_names) < n_accept:
         quotas = (f"max_per_source {max_per_source}" + (f", max_per_pair {max_per_pair} ({n_t} targets give "
                                                         f"{n_t * (n_t - 1) // 2} pairs)" if scheme == "pairs" else ""))
@@ -600,6 +614,7 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
     result.settings = {"scheme": scheme, "min_weight": float(min_weight), "weights": weights.tolist(),
                        "max_per_source": int(max_per_source),
                        "max_per_pair": int(max_per_pair) if scheme == "pairs" else None,
+                       "quotas_raised": quotas_raised,
                        "joint_pass_rate": joint / max(tried, 1),
                        "reference_exclusion": "own source target(s)", "sources": acc_sources}
     return result

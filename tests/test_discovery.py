@@ -239,3 +239,17 @@ def test_each_pair_seeds_at_most_its_quota_and_quotas_explain_a_short_run(cluste
     with pytest.raises(TooFewAccepted, match="turned away by the quotas.*max_per_pair 1"):
         discover(target, ids, n_accept=n_pairs + 1, seed=1, tolerance=2.0, max_candidates=20000, max_per_pair=1,
                  max_per_source=len(target))
+
+
+def test_default_quotas_grow_only_when_they_alone_stop_the_run(clusters):
+    target, ids, _ = clusters
+    few = target[:6]  # 15 pairs for 15 latents; at this tolerance not every pair ever passes
+    result = discover(few, ids, n_accept=15, seed=2, tolerance=1.0, max_candidates=50000)
+    pairs = Counter(tuple(sorted(s)) for s in result.settings["sources"])
+    assert len(result.names) == 15 and result.settings["quotas_raised"] >= 1
+    assert max(pairs.values()) <= result.settings["max_per_pair"] >= 2
+    assert len(pairs) >= 10  # it spread over the pairs before doubling up
+    with pytest.raises(TooFewAccepted, match="turned away by the quotas"):  # given quotas stay as given
+        discover(few, ids, n_accept=15, seed=2, tolerance=1.0, max_candidates=50000, max_per_pair=1)
+    # a run the even share completes never raises them
+    assert discover(target, ids, n_accept=8, seed=1, tolerance=2.0, max_candidates=50000).settings["quotas_raised"] == 0
