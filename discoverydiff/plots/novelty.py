@@ -36,7 +36,7 @@ def plot_novelty_fidelity(sweep_csv, comparison_csv, out_stem, kind: str = "fiel
     comparison = pd.read_csv(comparison_csv)
     if sweep.empty or "fidelity" not in sweep:
         raise InputError(sweep_csv, "has no sweep rows")
-    done = sweep[sweep["error"].fillna("").eq("")]
+    done = sweep[sweep["error"].isna() | sweep["error"].astype(str).eq("")]  # no error: read back as NaN
     fidelity = fidelity_distance(comparison, kind)
     by_set = comparison.pivot_table(index="set", columns="statistic", values="value")
     xlabel = "PDF W1 of log$_{10}$ values to the targets [dex]" if kind == "field" else \
