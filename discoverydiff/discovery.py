@@ -547,8 +547,9 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
     auto_source, auto_pair = max_per_source is None, max_per_pair is None
     if auto_source:
         max_per_source = math.ceil(per_source * n_accept / n_t) + 1
+    n_target_pairs = n_t * (n_t - 1) // 2
     if auto_pair:
-        max_per_pair = math.ceil(n_accept / (n_t * (n_t - 1) // 2))
+        max_per_pair = math.ceil(n_accept / n_target_pairs)
     quotas_raised = 0
     prior = prior or (GaussianPrior.fit(t) if scheme == "prior" else None)
     uses = torch.zeros(n_t, dtype=torch.long)
@@ -606,7 +607,7 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
                      "max_per_pair %d", max_per_source, max_per_pair)
     if len(acc_names) < n_accept:
         quotas = (f"max_per_source {max_per_source}" + (f", max_per_pair {max_per_pair} ({n_t} targets give "
-                                                        f"{n_t * (n_t - 1) // 2} pairs)" if scheme == "pairs" else ""))
+                                                        f"{n_target_pairs} pairs)" if scheme == "pairs" else ""))
         raise TooFewAccepted(_advice(len(acc_names), n_accept, tried, max_candidates, pass_counts, joint,
                                      deviations, targets, quota_blocked, quotas))
     result = DiscoveryResult(torch.stack(accepted).reshape(-1, *shape).float(), acc_names,
@@ -621,6 +622,14 @@ def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
 
 
 # ----------------------------------------------------------------------------- files
+def screen_oversample(cfg: dict) -> int:
+    """``discovery.screen.oversample`` of a config section (1, no screening, when absent)."""
+    oversample = int((cfg.get("screen") or {}).get("oversample", 1))
+    if oversample < 1:
+        raise ConfigError(f"discovery.screen.oversample must be at least 1, got {oversample}")
+    return oversample
+
+
 def discover_from_files(latents_path, id_latents_path, discovered_path, geometry_path, cfg: dict,
                         seed: int = 0, model=None, options=None, screening_path=None) -> DiscoveryResult:
     """Run discovery on tensor files and write the accepted latents and the geometry table.
@@ -661,10 +670,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
                                   fit_to)
     t = torch.from_numpy(target.x)
     n_samples = int(cfg.get("n_samples", 32))
-    screen_cfg = dict(cfg.get("screen") or {})
-    oversample = int(screen_cfg.get("oversample", 1))
-    if oversample < 1:
-        raise ConfigError(f"discovery.screen.oversample must be at least 1, got {oversample}")
+    oversample = screen_oversample(cfg)
     if oversample > 1 and (model is None or options is None or screening_path is None):
         raise ConfigError("discovery.screen.oversample > 1 decodes previews: it needs the base model, the run "
                           "options and a screening table path (or set oversample: 1)")
@@ -674,7 +680,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
                       max_candidates=int(cfg.get("max_candidates", 100_000)),
                       batch_candidates=int(cfg.get("batch_candidates", 1024)), target_names=target.names,
                       scheme=scheme, min_weight=cfg.get("min_weight"), max_per_source=cfg.get("max_per_source"),
-                      max_per_pair=cfg.get("max_per_pair", 1))
+                      max_per_pair=cfg.get("max_per_pair"))
     log.info("accepted %d latents from %d candidates (rate %.3g); windows %s", len(result.names),
              result.n_candidates, result.acceptance_rate,
              {c: tuple(round(v, 3) for v in result.targets.window(c)) for c in CRITERIA})
@@ -683,7 +689,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if oversample > 1:
         from .screening import STATISTICS, screen
 
-        steps = int(screen_cfg.get("preview_steps", 10))
+        steps = int(cfg["screen"].get("preview_steps", 10))
         keep, screen_table = screen(model, options, int(target.attrs["t0"]), steps, latents, t, n_samples, names,
                                     target.names)
         keep_t = torch.from_numpy(keep)
@@ -698,11 +704,10 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
                      "target_std": {c: float(target_rows[c].std(ddof=1)) for c in STATISTICS},
                      "kept_score_max": float(scores[keep].max()),
                      "screened_out_names": screened_out[1]}
-        result.settings["sources"] = [src for src, k in zip(result.settings["sources"], keep) if k]
     elif screening_path is not None:
-        from .screening import STATISTICS
+        from .screening import TABLE_COLUMNS
 
-        screen_table = pd.DataFrame(columns=["set", "name", *STATISTICS, "score", "kept"])  # no screening
+        screen_table = pd.DataFrame(columns=list(TABLE_COLUMNS))  # no screening
     record = {"n_candidates": result.n_candidates, "acceptance_rate": result.acceptance_rate,
               "pass_rate": {c: result.pass_counts[c] / max(result.n_candidates, 1) for c in CRITERIA},
               "target_mean": result.targets.mean, "target_std": result.targets.std,
@@ -711,6 +716,8 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if scheme == "prior":
         record.update({"prior_fit": fit_to, "prior_variance": cfg.get("prior_variance", "scalar")})
     record["screening"] = screening or {"oversample": 1}
+    if screened_out is not None:
+        record["sources"] = [src for src, k in zip(result.settings["sources"], keep) if k]  # the kept latents'
     attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset", "wcs")}
     attrs.update({"seed": seed, "source": str(latents_path), "id_source": str(id_latents_path),
                   "acceptance": record})

@@ -167,21 +167,42 @@ def _schedule_from(cfg: dict) -> np.ndarray:
                       float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
 
 
-def load_diffusers_unet(path, source: str = "diffusers") -> EpsModel:
-    """Load a local diffusers UNet2DModel directory (safetensors preferred)."""
-    path = Path(path)
+def _unet_dir(path: Path) -> Path:
+    """The folder of a diffusers model directory that holds the UNet's config.json."""
     if not path.is_dir():
         raise InputError(path, "model directory does not exist (a diffusers UNet2DModel folder "
                                "with config.json and diffusion_pytorch_model.safetensors is expected)")
     unet_dir = path / "unet" if (path / "unet" / "config.json").exists() else path
     if not (unet_dir / "config.json").exists():
         raise InputError(unet_dir, "has no config.json: not a diffusers model directory")
+    return unet_dir
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(path, f"is not valid JSON ({exc})") from None
+
+
+def _scheduler_config(path: Path) -> dict:
+    """The directory's scheduler_config.json (top level or scheduler/), {} when there is none."""
+    for candidate in (path / "scheduler_config.json", path / "scheduler" / "scheduler_config.json"):
+        if candidate.exists():
+            return _read_json(candidate)
+    return {}
+
+
+def load_diffusers_unet(path, source: str = "diffusers") -> EpsModel:
+    """Load a local diffusers UNet2DModel directory (safetensors preferred)."""
+    path = Path(path)
+    unet_dir = _unet_dir(path)
     weights = sorted(unet_dir.glob("diffusion_pytorch_model*.safetensors")) or sorted(unet_dir.glob("*.bin"))
     if not weights:
         raise InputError(unet_dir, "holds no diffusion_pytorch_model.safetensors (or .bin) weights")
     from diffusers import UNet2DModel
 
-    config = json.loads((unet_dir / "config.json").read_text())
+    config = _read_json(unet_dir / "config.json")
     if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
         raise InputError(unet_dir / "config.json",
                          f"describes a {config['_class_name']}, but an unconditional UNet2DModel is needed")
@@ -190,11 +211,7 @@ def load_diffusers_unet(path, source: str = "diffusers") -> EpsModel:
                                           low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputError(unet_dir, f"cannot be loaded as a UNet2DModel: {exc}") from None
-    sched = {}
-    for candidate in (path / "scheduler_config.json", path / "scheduler" / "scheduler_config.json"):
-        if candidate.exists():
-            sched = json.loads(candidate.read_text())
-            break
+    sched = _scheduler_config(path)
     prediction = sched.get("prediction_type", "epsilon")
     if prediction not in PREDICTION_TYPES:
         raise InputError(path, f"scheduler_config.json declares prediction_type {prediction!r}; "
@@ -325,24 +342,14 @@ def load_schedule(cfg: dict, seed: int = 0) -> NoiseSchedule:
     source = cfg.get("source", "trained")
     if source in ("diffusers", "trained") and cfg.get("path"):
         path = Path(cfg["path"])
-        unet_dir = path / "unet" if (path / "unet" / "config.json").exists() else path
-        if not (unet_dir / "config.json").exists():
-            raise InputError(unet_dir, "has no config.json: not a diffusers model directory")
-        try:
-            net_cfg = json.loads((unet_dir / "config.json").read_text())
-            sched = {}
-            for candidate in (path / "scheduler_config.json", path / "scheduler" / "scheduler_config.json"):
-                if candidate.exists():
-                    sched = json.loads(candidate.read_text())
-                    break
-        except (OSError, ValueError) as exc:
-            raise InputError(unet_dir, f"cannot read the model's JSON configuration: {exc}") from None
+        unet_dir = _unet_dir(path)
+        net_cfg = _read_json(unet_dir / "config.json")
         channels, resolution = int(net_cfg.get("in_channels", 3)), int(net_cfg.get("sample_size", 32))
         want = (int(cfg.get("channels", 3)), int(cfg.get("resolution", 32)))
         if (channels, resolution) != want:
             raise ConfigError(f"the {source} model takes {channels}x{resolution}x{resolution} images but "
                               f"model.channels/resolution say {want[0]}x{want[1]}x{want[1]}")
-        return NoiseSchedule(_schedule_from(sched), channels, resolution, f"{source}:{path}")
+        return NoiseSchedule(_schedule_from(_scheduler_config(path)), channels, resolution, f"{source}:{path}")
     model = load_model(cfg, seed)
     return NoiseSchedule(model.betas, model.channels, model.resolution, model.name)
 

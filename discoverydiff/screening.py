@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Per-map statistics of a preview's luminance, in this order.
 STATISTICS = ("mean", "std", "skewness", "kurtosis", "power_slope")
+#: Columns of the screening table (``z_*`` of a statistic no set varies in are left out).
+TABLE_COLUMNS = ("set", "name", *STATISTICS, *(f"z_{c}" for c in STATISTICS), "score", "kept")
 
 
 def map_statistics(images) -> pd.DataFrame:
@@ -51,7 +53,7 @@ def map_statistics(images) -> pd.DataFrame:
     """
     from scipy import stats
 
-    from .stats.power import _fundamental, fit_power_law, radial_power_spectrum
+    from .stats.power import fit_power_law, radial_power_spectrum, slope_fit_range
 
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4:
@@ -60,8 +62,7 @@ def map_statistics(images) -> pd.DataFrame:
         raise ValueError(f"images must be (N, C, H, W) or (N, H, W) of at least 4x4 pixels, got {np.shape(images)}")
     flat = x.reshape(len(x), -1)
     k, power = radial_power_spectrum(x, boxlength=1.0)[:2]
-    dk, k_nyquist = _fundamental(x.shape[1:], 1.0)
-    k_lo, k_hi = 2.0 * dk, max(0.5 * k_nyquist, 5.0 * dk)
+    k_lo, k_hi = slope_fit_range(x.shape[1:])
     slopes = [fit_power_law(k, p, k_lo, k_hi)[0] for p in np.atleast_2d(power)]
     return pd.DataFrame({"mean": flat.mean(axis=1), "std": flat.std(axis=1),
                          "skewness": stats.skew(flat, axis=1), "kurtosis": stats.kurtosis(flat, axis=1),
@@ -151,4 +152,4 @@ def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, target
     return keep, table
 
 
-__all__ = ["STATISTICS", "map_statistics", "screen_scores", "select", "preview", "screen"]
+__all__ = ["STATISTICS", "TABLE_COLUMNS", "map_statistics", "screen_scores", "select", "preview", "screen"]

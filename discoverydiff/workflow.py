@@ -84,13 +84,19 @@ def engine_from_params(params: dict, model_inputs=()) -> tuple:
     ``model_inputs`` are the rule's model files; for ``source: trained`` without a
     ``path`` the first is the directory rule ``train_base`` wrote.
     """
-    from .engine import settings_from_config
     from .models import load_model
 
     model = load_model(model_config(params, model_inputs), seed=int(params["seed"]))
+    return (model, *run_settings(params), int(params["seed"]))
+
+
+def run_settings(params: dict) -> tuple:
+    """(DDIM settings, run options) from a rule's ``engine`` params, without loading the model."""
+    from .engine import settings_from_config
+
     settings, options = settings_from_config(params["diffusion"])
     options.device, options.precision = params["device"], params["precision"]
-    return model, settings, options, int(params["seed"])
+    return settings, options
 
 
 #: Distributions whose versions the report records (those that shape the numbers).

@@ -1,6 +1,6 @@
 """rule discover: inverted targets + ID latents -> accepted new latents, geometry and screening tables."""
 
-from discoverydiff.discovery import discover_from_files
+from discoverydiff.discovery import discover_from_files, screen_oversample
 from discoverydiff.workflow import engine_from_params, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
@@ -8,7 +8,7 @@ sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
 def step():
     model = options = None
-    if int((sm.params.discovery.get("screen") or {}).get("oversample", 1)) > 1:  # previews need the model
+    if screen_oversample(sm.params.discovery) > 1:  # previews need the model
         model, _, options, _ = engine_from_params(sm.params.engine, sm.input.model)
     return discover_from_files(sm.input.latents, sm.input.id_latents, sm.output.latents, sm.output.geometry,
                                sm.params.discovery, seed=sm.params.seed, model=model, options=options,

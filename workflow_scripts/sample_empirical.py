@@ -1,9 +1,8 @@
 """rule sample_empirical: the few-shot set's optimal denoiser sampled from the base samples' noise."""
 
 from discoverydiff.baseline import sample_empirical
-from discoverydiff.engine import settings_from_config
 from discoverydiff.models import load_schedule
-from discoverydiff.workflow import model_config, run_step
+from discoverydiff.workflow import model_config, run_settings, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
@@ -12,8 +11,7 @@ def step():
     # the closed-form denoiser needs the base model's schedule, not its network
     params = sm.params.engine
     schedule = load_schedule(model_config(params, sm.input.model), seed=int(params["seed"]))
-    settings, options = settings_from_config(params["diffusion"])
-    options.device, options.precision = params["device"], params["precision"]
+    settings, options = run_settings(params)
     return sample_empirical(schedule, sm.input.tensors, sm.output[0], settings, options, int(sm.params.n_samples),
                             int(params["seed"]))
 

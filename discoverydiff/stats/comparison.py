@@ -29,7 +29,7 @@ from .novelty import (
     table_set_name,
 )
 from .onepoint import ValueGrid, wasserstein1
-from .power import _fundamental, fit_power_law
+from .power import fit_power_law, slope_fit_range
 from .sources import BLOCK_BYTES, ArrayMaps, as_source
 from .summaries import FieldSettings, NoveltyReferences, draw_weights, log_range, summarize
 
@@ -285,10 +285,7 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
     if kind == "field":
         target = [real_summaries[key] for key in keys]
         k_bins = target[0]["k"]
-        dk, k_nyquist = _fundamental(reference_src.map_shape[-2:], boxlength)
-        # default: skip the largest scale and the resampling-smoothed pixel scale, but keep at
-        # least four bins on small maps (16x16: Nyquist is only 8 dk)
-        k_lo, k_hi = k_range if k_range is not None else (2.0 * dk, max(0.5 * k_nyquist, 5.0 * dk))
+        k_lo, k_hi = k_range if k_range is not None else slope_fit_range(reference_src.map_shape[-2:], boxlength)
         p_real = np.concatenate([t["power"] for t in target]).mean(axis=0)
         ctx = {"k": k_bins, "p_real": p_real, "k_lo": k_lo, "k_hi": k_hi, "grid": fields.grid,
                "slope_real": fit_power_law(k_bins, p_real, k_lo, k_hi)[0],

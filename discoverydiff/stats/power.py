@@ -38,6 +38,14 @@ def _fundamental(shape: tuple[int, int], boxlength) -> tuple[float, float]:
     return dk, k_nyquist
 
 
+def slope_fit_range(shape: tuple[int, int], boxlength=1.0) -> tuple[float, float]:
+    """The default k range of a spectral-slope fit: 2 dk to half the Nyquist wavenumber, skipping
+    the largest scale and the resampling-smoothed pixel scale, but at least to 5 dk so that small
+    maps keep four bins (16x16: Nyquist is only 8 dk)."""
+    dk, k_nyquist = _fundamental(shape, boxlength)
+    return 2.0 * dk, max(0.5 * k_nyquist, 5.0 * dk)
+
+
 def power_spectrum_bin_edges(shape: tuple[int, int], boxlength=1.0, n_bins: int | None = None,
                              log_bins: bool = False) -> np.ndarray:
     """The default k-bin edges of :func:`radial_power_spectrum`.
