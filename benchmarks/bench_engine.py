@@ -83,7 +83,7 @@ def main() -> None:
 
     runs = {
         "reference": (lambda x: _reference_style(model, x, seq), 1),
-        "diffusers": (_diffusers_loop(model.net, model.betas, args.steps), args.batch),
+        "diffusers": (_diffusers_loop(model.net, model.betas, args.steps, model.prediction_type), args.batch),
         "engine": (engine, args.batch),
     }
     outputs, seconds = {}, {name: [] for name in runs}
@@ -156,11 +156,13 @@ def _reference_style(model, x: torch.Tensor, seq: list[int]) -> torch.Tensor:
     return x
 
 
-def _diffusers_loop(unet, betas: np.ndarray, steps: int):
+def _diffusers_loop(unet, betas: np.ndarray, steps: int, prediction_type: str):
+    """diffusers' DDIM schedulers driving the raw UNet; they convert its output (eps, v or x0) themselves."""
     from diffusers import DDIMInverseScheduler, DDIMScheduler
 
     common = {"num_train_timesteps": len(betas), "trained_betas": betas.tolist(), "clip_sample": False,
-              "set_alpha_to_one": True, "steps_offset": 0, "timestep_spacing": "leading"}
+              "set_alpha_to_one": True, "steps_offset": 0, "timestep_spacing": "leading",
+              "prediction_type": prediction_type}
     forward, inverse = DDIMScheduler(**common), DDIMInverseScheduler(**common)
     forward.set_timesteps(steps)
     inverse.set_timesteps(steps)

@@ -46,11 +46,19 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-mode", default=None,
+                    choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                    help="torch.compile mode (with --compile; default: the workflow's, torch's default)")
+    ap.add_argument("--cast", choices=["autocast", "weights"], default="autocast",
+                    help="autocast: fp32 weights under torch.autocast, as the workflow runs (GroupNorm and "
+                         "softmax in fp32); weights: the whole model and its inputs in the precision")
     ap.add_argument("--iters", type=int, default=10, help="timed forwards per batch size")
     ap.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                     help="NHWC model and inputs (auto: on, as the workflow does for convolutional models)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="dense peak of the precision (default: H100 SXM, 989 for bf16/fp16, 67 for fp32)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also profile N forwards at the last batch size: the GPU's kernel time by kind")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -70,7 +78,15 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     layout = {"auto": None, "on": True, "off": False}[args.channels_last]
-    fast = prepare_eps_fn(model, device, args.precision, compile=args.compile, channels_last=layout)
+    if args.compile_mode is None and args.cast == "autocast":  # exactly the workflow's path
+        fast = prepare_eps_fn(model, device, args.precision, compile=args.compile, channels_last=layout)
+    else:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+        net = _CastInput(model.to(dtype), dtype) if args.cast == "weights" else model
+        if args.compile:
+            net = torch.compile(net, mode=args.compile_mode, dynamic=False)
+        precision = "fp32" if args.cast == "weights" else args.precision  # no autocast over cast weights
+        fast = prepare_eps_fn(net, device, precision, compile=False, channels_last=layout)
     with torch.no_grad():
         fast_eps = fast(x, t).float()
     err = float((fast_eps - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt())
@@ -91,18 +107,73 @@ def main() -> None:
         rate = batch / seconds
         rows.append({"batch": batch, "seconds_per_forward": seconds, "image_forwards_per_s": rate,
                      "tflops": rate * flops / 1e12, "fraction_of_peak": rate * flops / 1e12 / args.peak_tflops})
+    profile = _kernel_time_by_kind(fast, args.batch[-1], device, args.profile) if args.profile else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"DDPM-256 UNet: {n_params / 1e6:.1f} M parameters, {flops / 1e9:.1f} GFLOP per forward; {name}; "
-          f"{args.precision}, compile={args.compile}, channels_last={args.channels_last}; "
+          f"{args.precision} ({args.cast}), compile={args.compile} (mode {args.compile_mode}), "
+          f"channels_last={args.channels_last}; "
           f"eps vs fp32 eager: relative RMS {err:.2e}")
     print(f"{'batch':>6} {'ms/forward':>11} {'img-fwd/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
     for r in rows:
         print(f"{r['batch']:>6} {1e3 * r['seconds_per_forward']:>11.1f} {r['image_forwards_per_s']:>10.1f} "
               f"{r['tflops']:>8.1f} {r['fraction_of_peak']:>8.1%}")
+    if profile:
+        print(f"kernel time per forward at batch {args.batch[-1]}: {profile['kernel_ms_per_forward']:.1f} ms of "
+              f"{profile['wall_ms_per_forward']:.1f} ms wall")
+        for kind, ms in profile["ms_per_forward"].items():
+            print(f"  {kind:<24} {ms:8.1f} ms  {ms / profile['kernel_ms_per_forward']:6.1%}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": name, "torch": torch.__version__, "args": vars(args), "params": n_params,
-                       "flops_per_forward": flops, "eps_relative_rms_vs_fp32": err, "rows": rows}, fh, indent=2)
+                       "flops_per_forward": flops, "eps_relative_rms_vs_fp32": err, "rows": rows,
+                       "profile": profile}, fh, indent=2)
+
+
+# kernel-name fragments -> kind; the first match wins (cuDNN/CUTLASS convolution kernels are implicit GEMMs)
+# (inductor names its fused Triton kernels after the ops they hold, "triton_poi_fused_convolution_...": first)
+KERNEL_KINDS = (("fused elementwise/norm", ("triton_",)),
+                ("attention", ("flash", "fmha", "attention")),
+                ("convolution / GEMM", ("conv", "xmma", "cutlass", "gemm", "nvjet", "cudnn", "fprop", "wgrad")),
+                ("other", ("",)))
+
+
+def _kernel_time_by_kind(fast, batch: int, device: torch.device, n: int) -> dict:
+    """Profile ``n`` forwards; the device's kernel time per forward, by kind of kernel."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x, t = torch.randn((batch, 3, 256, 256), device=device), torch.full((batch,), 500, device=device)
+    on_gpu = device.type == "cuda"
+    with torch.no_grad():
+        fast(x, t)
+        sync(device)
+        with profile(activities=[ProfilerActivity.CUDA if on_gpu else ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            for _ in range(n):
+                fast(x, t)
+            sync(device)
+            wall = time.perf_counter() - start
+    wanted = torch.autograd.DeviceType.CUDA if on_gpu else torch.autograd.DeviceType.CPU
+    totals = {kind: 0.0 for kind, _ in KERNEL_KINDS}
+    for event in prof.key_averages():
+        if event.device_type != wanted:
+            continue
+        us = event.self_device_time_total if on_gpu else event.self_cpu_time_total
+        name = event.key.lower()
+        kind = next(k for k, fragments in KERNEL_KINDS if any(f in name for f in fragments))
+        totals[kind] += us / 1e3 / n
+    return {"batch": batch, "forwards": n, "wall_ms_per_forward": 1e3 * wall / n,
+            "kernel_ms_per_forward": sum(totals.values()), "ms_per_forward": totals}
+
+
+class _CastInput(torch.nn.Module):
+    """Feed a model whose weights were cast to ``dtype`` inputs of that dtype (timesteps stay integers)."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.dtype), t)
 
 
 def _flops_per_forward(model) -> int:
