@@ -233,16 +233,18 @@ class NormalizationRecord:
         hi = np.asarray(self.hi, dtype=np.float64)[None, :, None, None]
         return lo, hi
 
-    def to_normalized(self, physical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def to_normalized(self, physical: np.ndarray, clip: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Physical (N, C_source, H, W) -> normalized (N, model_channels, H, W) float32.
 
         Returns the normalized array and a boolean mask (N, C_source, H, W) of clipped pixels:
-        outside [lo, hi], or lost inside the transform (:func:`lupton_lost`).
+        outside [lo, hi], or lost inside the transform (:func:`lupton_lost`). With
+        ``clip=False`` values beyond [lo, hi] keep their place on the same affine scale (outside
+        [-1, 1]; the mask still marks them): what the model would see without the bounds.
         """
-        y, clipped, _ = self._normalize(physical)
+        y, clipped, _ = self._normalize(physical, clip)
         return y, clipped
 
-    def _normalize(self, physical):
+    def _normalize(self, physical, clip: bool = True):
         physical = np.asarray(physical, dtype=np.float64)
         if physical.ndim != 4 or physical.shape[1] != self.source_channels:
             raise ValueError(f"expected (N, {self.source_channels}, H, W), got {physical.shape}")
@@ -253,7 +255,8 @@ class NormalizationRecord:
         if lost is None:
             lost = np.zeros_like(clipped)
         clipped |= lost
-        y = np.clip(y, -1.0, 1.0)
+        if clip:
+            y = np.clip(y, -1.0, 1.0)
         if self.channel_mode == "replicate":
             y = np.repeat(y, self.model_channels, axis=1)
         return y.astype(np.float32), clipped, lost

@@ -46,6 +46,21 @@ def test_clipped_pixels_map_to_the_bounds(rng):
     assert np.allclose(np.log10(back[clipped & (physical < 1)]), record.lo[0])
 
 
+def test_unclipped_normalization_keeps_the_affine_scale_beyond_the_bounds(rng):
+    physical = np.exp(rng.normal(0, 1, (4, 1, 16, 16)))
+    record, y, clipped, _ = _round_trip(physical, transform="log10", percentiles=(10, 90),
+                                        channel_mode="replicate", model_channels=3)
+    free, mask = record.to_normalized(physical, clip=False)
+    np.testing.assert_array_equal(mask, clipped)
+    np.testing.assert_array_equal(np.clip(free, -1, 1), y)
+    beyond = np.repeat(clipped, 3, axis=1)
+    assert (np.abs(free[beyond]) > 1).all() and (np.abs(free[~beyond]) <= 1).all()
+    # the same line through (lo, -1) and (hi, 1): log10 values, not only their order
+    lo, hi = record.lo[0], record.hi[0]
+    expected = 2 * (np.log10(physical) - lo) / (hi - lo) - 1
+    np.testing.assert_allclose(free[:, :1], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_per_channel_identity_three_fields(rng):
     # three fields of different units and ranges, one model channel each
     physical = np.stack([np.exp(rng.normal(0, 1, (5, 24, 24))),
