@@ -408,6 +408,7 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
             units=target_units, channel_names=channel_names,
             channel_mode="replicate" if spec.channels == "replicate" else "identity",
             model_channels=model_channels, geometry=geometry, fitted_on=SPLIT_FEWSHOT,
+            gaussianize=norm_cfg.get("gaussianize", False),
         )
         attrs = {"dataset": name, "normalization": None, "seed": int(seed), "n_fewshot": int(spec.n_fewshot),
                  "wcs": wcs.result(), **(provenance or {})}

@@ -5,9 +5,10 @@ physical units: the transform ``T`` and its parameters, ``lo``/``hi`` in transfo
 (one pair per source channel), the units, the channel mapping onto the model's channels,
 and what was clipped. Normalized values are
 
-    y = 2 (T(x) - lo) / (hi - lo) - 1, clipped to [-1, 1],
+    y = 2 (A(T(x)) - lo) / (hi - lo) - 1, clipped to [-1, 1],
 
-and the inverse is exact on unclipped pixels. Clipping is never silent: every transform
+with ``A`` the identity unless the record Gaussianizes (below), and the inverse is exact on
+unclipped pixels. Clipping is never silent: every transform
 returns the mask of the pixels it could not represent (outside [lo, hi], or lost inside
 the Lupton stretch), the record holds their share, ingest keeps the mask beside the
 tensors, and :meth:`NormalizationRecord.clip_mask` marks the model outputs that sit at the
@@ -33,6 +34,25 @@ Transforms
     brightest band exceeded 1 are clipped by that algorithm and not invertible. Which
     band-pixels those are is measured on astropy's own output (:func:`lupton_lost`), and
     ingest refuses a dataset where their share exceeds ``max_clipped_share``.
+
+Gaussianization
+---------------
+``gaussianize`` (optional, after any transform but ``lupton``) adds a monotone map ``A`` from
+T(x) to normal scores: the piecewise-linear interpolation of knots (t_k, z_k) with z_k evenly
+spaced between the normal scores of the few-shot maps' smallest and largest value,
+z = +-Phi^-1(0.5 / n) for n pooled values, and t_k the values at those quantiles (Hazen
+plotting positions, so the end knots are the data's minimum and maximum). The few-shot
+maps' pooled values then follow a standard normal; ``lo``/``hi`` are taken in z, so
+percentiles (0, 100) keep every few-shot value. This is the normal-score transform
+(Gaussian anamorphosis) of geostatistics, or the rank-order Gaussianization of cosmological
+density fields (Weinberg 1992): it is what makes mixing fields keep their one-point
+distribution, because a weighted sum of independent standard normal fields with squared
+weights summing to one is again standard normal, while a mixture of two fields with excess
+kurtosis k has about k / 2 (discovery's ``pairs`` candidates are such mixtures). ``A`` is
+strictly increasing, so the inverse is exact on unclipped pixels; beyond the end knots it
+continues the end segments' lines, so a value outside the few-shot range lands outside
+[lo, hi] and is counted as clipped. Repeated values (an atom of the distribution) become one
+knot: the normal scores are then Gaussian except for the atom.
 """
 
 from __future__ import annotations
@@ -45,6 +65,8 @@ import numpy as np
 from .errors import ConfigError
 
 TRANSFORMS = ("log10", "asinh", "linear", "lupton")
+#: Knots of the Gaussianizing map per source channel, by default.
+GAUSSIANIZE_KNOTS = 129
 CHANNEL_MODES = ("identity", "replicate")
 
 
@@ -156,6 +178,61 @@ def check_domain(x: np.ndarray, transform: str) -> str | None:
     return None
 
 
+def _piecewise_linear(x: np.ndarray, xk: np.ndarray, yk: np.ndarray) -> np.ndarray:
+    """Interpolate through knots (xk strictly increasing), continuing the end segments' lines."""
+    y = np.interp(x, xk, yk)
+    below, above = x < xk[0], x > xk[-1]
+    if below.any():
+        y[below] = yk[0] + (x[below] - xk[0]) * (yk[1] - yk[0]) / (xk[1] - xk[0])
+    if above.any():
+        y[above] = yk[-1] + (x[above] - xk[-1]) * (yk[-1] - yk[-2]) / (xk[-1] - xk[-2])
+    return y
+
+
+def _through_knots(values: np.ndarray, gaussianize: dict | None, inverse: bool) -> np.ndarray:
+    if gaussianize is None:
+        return values
+    out = np.empty_like(values, dtype=np.float64)
+    for c in range(values.shape[1]):
+        t = np.asarray(gaussianize["knots"][c], dtype=np.float64)
+        z = np.asarray(gaussianize["scores"][c], dtype=np.float64)
+        out[:, c] = _piecewise_linear(values[:, c], z, t) if inverse else _piecewise_linear(values[:, c], t, z)
+    return out
+
+
+def to_scores(transformed: np.ndarray, gaussianize: dict | None) -> np.ndarray:
+    """The normal-score map A of a record's ``gaussianize`` knots on (N, C, H, W) values of T;
+    the values themselves when there are none."""
+    return _through_knots(transformed, gaussianize, inverse=False)
+
+
+def from_scores(scores: np.ndarray, gaussianize: dict | None) -> np.ndarray:
+    """The inverse of :func:`to_scores`."""
+    return _through_knots(scores, gaussianize, inverse=True)
+
+
+def fit_gaussianizing_knots(values: np.ndarray, n_knots: int = GAUSSIANIZE_KNOTS) -> tuple[list, list]:
+    """Knots (t_k, z_k) of the normal-score map of ``values`` (pooled): see the module docstring.
+
+    The z_k are evenly spaced in [Phi^-1(0.5 / n), -Phi^-1(0.5 / n)]; the t_k are the values'
+    quantiles at Phi(z_k) with Hazen plotting positions (``numpy.quantile(method="hazen")``),
+    rounded to 10 significant digits (the record is stored as JSON; forward and inverse use
+    the same rounded knots, so the round trip stays exact); repeated t_k are merged.
+    """
+    from scipy.special import ndtr, ndtri
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2 or n_knots < 2:
+        raise ConfigError(f"Gaussianizing needs at least 2 values and 2 knots, got {values.size} and {n_knots}")
+    z_end = float(-ndtri(0.5 / values.size))
+    z = np.linspace(-z_end, z_end, int(n_knots))
+    t = np.array([float(f"{v:.10g}") for v in np.quantile(values, ndtr(z), method="hazen")])
+    keep = np.concatenate([[True], np.diff(t) > 0])
+    if keep.sum() < 2:
+        raise ConfigError(f"the values are constant ({t[0]:.6g}); nothing to Gaussianize")
+    return t[keep].tolist(), [float(f"{v:.10g}") for v in z[keep]]
+
+
 @dataclass
 class NormalizationRecord:
     """Everything needed to go from physical values to [-1, 1] and back.
@@ -192,6 +269,10 @@ class NormalizationRecord:
         targets stay unseen).
     geometry : dict
         What was done to the pixel grid: crop, resampling, original shape.
+    gaussianize : dict or None
+        The normal-score map A after T (module docstring): ``knots`` (per source channel, the
+        t_k in transformed space) and ``scores`` (the z_k); ``lo``/``hi`` are then normal
+        scores. None: no such map.
     """
 
     transform: str
@@ -207,6 +288,7 @@ class NormalizationRecord:
     percentiles: list | None = None
     fitted_on: str = "all"
     geometry: dict = field(default_factory=dict)
+    gaussianize: dict | None = None
 
     def __post_init__(self):
         if self.transform not in TRANSFORMS:
@@ -223,6 +305,18 @@ class NormalizationRecord:
         if self.channel_mode == "identity" and n != self.model_channels:
             raise ConfigError(f"{n} source channel(s) cannot map one-to-one onto "
                               f"{self.model_channels} model channels; use channels: replicate for one field")
+        if self.gaussianize is not None:
+            if self.transform == "lupton":
+                raise ConfigError("gaussianize does not apply to the lupton stretch (its bands are not one field "
+                                  "each); use asinh with the same scales")
+            knots, scores = self.gaussianize.get("knots"), self.gaussianize.get("scores")
+            if not (isinstance(knots, list) and isinstance(scores, list) and len(knots) == len(scores) == n):
+                raise ConfigError("gaussianize needs 'knots' and 'scores', one list per source channel")
+            for c, (t, z) in enumerate(zip(knots, scores)):
+                t, z = np.asarray(t, dtype=np.float64), np.asarray(z, dtype=np.float64)
+                if t.shape != z.shape or t.size < 2 or not (np.all(np.diff(t) > 0) and np.all(np.diff(z) > 0)):
+                    raise ConfigError(f"gaussianize knots of channel {c} must be two increasing lists of one "
+                                      "length (at least 2)")
 
     @property
     def source_channels(self) -> int:
@@ -232,6 +326,15 @@ class NormalizationRecord:
         lo = np.asarray(self.lo, dtype=np.float64)[None, :, None, None]
         hi = np.asarray(self.hi, dtype=np.float64)[None, :, None, None]
         return lo, hi
+
+    def scores(self, transformed: np.ndarray) -> np.ndarray:
+        """A(T(x)): transformed values (N, C_source, H, W) in the space of ``lo``/``hi`` (normal
+        scores when the record Gaussianizes, else unchanged)."""
+        return to_scores(transformed, self.gaussianize)
+
+    def unscores(self, scores: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`scores`."""
+        return from_scores(scores, self.gaussianize)
 
     def to_normalized(self, physical: np.ndarray, clip: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Physical (N, C_source, H, W) -> normalized (N, model_channels, H, W) float32.
@@ -250,7 +353,7 @@ class NormalizationRecord:
             raise ValueError(f"expected (N, {self.source_channels}, H, W), got {physical.shape}")
         lo, hi = self._bounds()
         transformed, lost = transform_with_mask(physical, self.transform, self.params)
-        y = 2.0 * (transformed - lo) / (hi - lo) - 1.0
+        y = 2.0 * (self.scores(transformed) - lo) / (hi - lo) - 1.0
         clipped = (y < -1.0) | (y > 1.0)
         if lost is None:
             lost = np.zeros_like(clipped)
@@ -290,6 +393,14 @@ class NormalizationRecord:
         the data's own); :meth:`clip_mask` says which pixels sit at those bounds, and the
         writers of :mod:`discoverydiff.physical` keep that mask beside the values.
         """
+        return inverse_transform(self.to_transformed(normalized), self.transform, self.params)
+
+    def to_transformed(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized (N, model_channels, H, W) -> T(x) (N, C_source, H, W) float64, e.g. log10 G0.
+
+        The first half of :meth:`to_physical` (clipped to [-1, 1] the same way): an affine map of
+        the model's values per channel unless the record Gaussianizes.
+        """
         y = np.asarray(normalized, dtype=np.float64)
         if y.ndim != 4 or y.shape[1] != self.model_channels:
             raise ValueError(f"expected (N, {self.model_channels}, H, W), got {y.shape}")
@@ -297,7 +408,7 @@ class NormalizationRecord:
             y = y.mean(axis=1, keepdims=True)
         y = np.clip(y, -1.0, 1.0)
         lo, hi = self._bounds()
-        return inverse_transform((y + 1.0) / 2.0 * (hi - lo) + lo, self.transform, self.params)
+        return self.unscores((y + 1.0) / 2.0 * (hi - lo) + lo)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -316,7 +427,8 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
                       percentiles=(0.5, 99.5), lo=None, hi=None, per_channel: bool = True,
                       units=None, channel_names=None, channel_mode: str = "identity",
                       model_channels: int = 3, geometry: dict | None = None,
-                      fit_rows=None, fitted_on: str | None = None, return_normalized: bool = False):
+                      fit_rows=None, fitted_on: str | None = None, return_normalized: bool = False,
+                      gaussianize: bool | int = False):
     """Fit ``lo``/``hi`` on a dataset (or some of its maps) and return its record.
 
     Parameters
@@ -348,6 +460,11 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
     return_normalized : bool
         Also return what :meth:`NormalizationRecord.to_normalized` gives for ``physical``
         (computed once here for the clipped share): ``(record, normalized, clipped)``.
+    gaussianize : bool or int
+        Follow T by the normal-score map fitted on the same maps (module docstring), with
+        :data:`GAUSSIANIZE_KNOTS` knots per channel, or as many as an int says; ``lo``,
+        ``hi`` and the percentiles are then normal scores. With ``per_channel=False`` one map
+        is fitted to all channels' values.
     """
     physical = np.asarray(physical, dtype=np.float64)
     n_channels = physical.shape[1]
@@ -359,14 +476,23 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         params["softening"] = float(np.median(np.abs(fit_data))) or 1.0
     if transform == "asinh" and np.any(np.asarray(params["softening"], dtype=np.float64) <= 0):
         raise ConfigError(f"asinh softening must be positive, got {params['softening']}")
-    transformed = None
+    transformed, knots = None, None
+    if gaussianize:
+        if transform == "lupton":
+            raise ConfigError("gaussianize does not apply to the lupton stretch; use asinh with the same scales")
+        n_knots = GAUSSIANIZE_KNOTS if gaussianize is True else int(gaussianize)
+        transformed = forward_transform(fit_data, transform, params)
+        fitted = ([fit_gaussianizing_knots(transformed[:, c], n_knots) for c in range(n_channels)] if per_channel
+                  else [fit_gaussianizing_knots(transformed, n_knots)] * n_channels)
+        knots = {"knots": [f[0] for f in fitted], "scores": [f[1] for f in fitted]}
+        transformed = to_scores(transformed, knots)
 
     def bound(value, q):
         nonlocal transformed
         if value is not None:
             values = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_channels,))
             return [float(v) for v in values]
-        if transformed is None:  # only percentile bounds need the transformed maps
+        if transformed is None:  # only percentile bounds need the transformed maps (scores, if Gaussianized)
             transformed = forward_transform(fit_data, transform, params)
         if per_channel:
             return [float(np.percentile(transformed[:, c], q)) for c in range(n_channels)]
@@ -384,7 +510,7 @@ def fit_normalization(physical: np.ndarray, transform: str, params: dict | None 
         channel_mode=channel_mode, model_channels=model_channels,
         percentiles=None if lo is not None and hi is not None else [float(p) for p in percentiles],
         fitted_on=fitted_on or ("all" if fit_rows is None else "subset"),
-        geometry=dict(geometry or {}),
+        geometry=dict(geometry or {}), gaussianize=knots,
     )
     normalized, clipped, lost = record._normalize(physical)
     record.clipped_fraction = float(clipped.mean())

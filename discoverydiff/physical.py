@@ -299,7 +299,8 @@ def provenance_header(attrs: dict, record: NormalizationRecord):
             continue
         _set_card(header, f"HIERARCH DD {_ascii(key).upper()}", attrs[key])
     header["DDNORM"] = (_ascii(record.to_json()), "normalization record (JSON)")
-    header.add_comment("Physical values = T^-1((y + 1) / 2 (hi - lo) + lo) of the model output y in [-1, 1].")
+    inverse = "T^-1(A^-1(...))" if record.gaussianize is not None else "T^-1(...)"
+    header.add_comment(f"Physical values = {inverse} of (y + 1) / 2 (hi - lo) + lo, y the model output in [-1, 1].")
     return header
 
 
@@ -314,7 +315,11 @@ def history_lines(record: NormalizationRecord, attrs: dict, clipped: np.ndarray)
                      f"resampled with '{geometry.get('resample')}' to {geometry.get('resolution')} px.")
     bounds = (f"percentiles {record.percentiles} of the {record.fitted_on} maps" if record.percentiles
               else "set in the config")
-    lines.append(f"Normalized: y = 2 (T(x) - lo) / (hi - lo) - 1, T = {record.transform}, lo = {record.lo}, "
+    scores = ""
+    if record.gaussianize is not None:
+        scores = (f" with T followed by the normal-score map A of the {record.fitted_on} maps "
+                  f"({len(record.gaussianize['knots'][0])} knots in DDNORM; lo and hi are normal scores)")
+    lines.append(f"Normalized: y = 2 (T(x) - lo) / (hi - lo) - 1, T = {record.transform}{scores}, lo = {record.lo}, "
                  f"hi = {record.hi} ({bounds}), clipped to [-1, 1]; at ingest "
                  f"{100 * record.clipped_fraction:.3g}% of the dataset's pixels were clipped"
                  + (f" ({100 * record.transform_clipped_fraction:.3g}% inside the transform)"
