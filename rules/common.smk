@@ -36,6 +36,17 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def discovery_config(wildcards):
+    """The discovery section with the dataset's own settings (datasets.NAME.discovery) laid over it."""
+    own = config["datasets"][wildcards.dataset].get("discovery") or {}
+    merged = {**config["discovery"], **own}
+    merged["screen"] = {
+        **config["discovery"].get("screen", {}),
+        **own.get("screen", {}),
+    }
+    return merged
+
+
 def demo_config(wildcards):
     return config["demo"][wildcards.demo]
 

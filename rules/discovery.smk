@@ -32,7 +32,7 @@ rule discover:
     resources:
         gpu=1,
     params:
-        discovery=config["discovery"],
+        discovery=discovery_config,
         seed=config["seed"],
         engine=engine_params,
     script:
@@ -106,7 +106,7 @@ rule novelty_sweep:
         gpu=1,
     params:
         engine=engine_params,
-        discovery=config["discovery"],
+        discovery=discovery_config,
         stats=config["stats"],
         kind=dataset_kind,
     script:

@@ -34,6 +34,8 @@ TINY_DEMO = {
             "inputs": [{"format": "fits", "pattern": "resources/demo/radiation/fits/*.fits"},
                        {"format": "hdf5", "pattern": "resources/demo/radiation/stack.h5", "dataset": "G0"}],
             "channels": "replicate", "n_fewshot": 6,
+            "normalize": {"transform": "log10", "gaussianize": 9, "percentiles": [0, 100]},
+            "discovery": {"min_weight": 0.45},
         },
         "galaxies": {
             "kind": "galaxy",
@@ -70,6 +72,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
     assert rad.x.shape == (8, 3, 16, 16) and (rad.split == "fewshot").sum() == 6
     assert gal.x.shape == (10, 3, 16, 16) and (gal.split == "fewshot").sum() == 6
     assert rad.attrs["normalization"]["units"] == ["Habing"]
+    assert len(rad.attrs["normalization"]["gaussianize"]["knots"][0]) == 9  # normal scores of the few-shot maps
     with fits.open(tmp_path / "results/radiation/physical/base_samples.fits") as hdul:
         # FITS maps (with a WCS) and HDF5 maps (none) share no WCS, so none is invented
         assert hdul[1].header["BUNIT"] == "Habing" and "CTYPE1" not in hdul[1].header
@@ -88,6 +91,9 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         assert samples.x.shape == (4, 3, 16, 16) and samples.attrs["kind"] == "samples"
         discovered = read_tensor_file(tmp_path / f"results/{dataset}/discovered_latents.h5")
         assert 0 < discovered.attrs["acceptance"]["acceptance_rate"] <= 1
+        # radiation's own min_weight over the top-level default (0.4); its screening keeps the top level's
+        assert discovered.attrs["acceptance"]["min_weight"] == {"radiation": 0.45, "galaxies": 0.4}[dataset]
+        assert discovered.attrs["acceptance"]["screening"]["oversample"] == 3
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
         # closed form: no baseline; the few-shot targets appear with their clipped share only
         assert set(comparison["set"]) == {"discovered", "base_samples", "heldout", "fewshot"}
