@@ -690,15 +690,23 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         from .screening import STATISTICS, screen
 
         steps = int(cfg["screen"].get("preview_steps", 10))
-        keep, screen_table = screen(model, options, int(target.attrs["t0"]), steps, latents, t, n_samples, names,
-                                    target.names)
+        select_by = cfg["screen"].get("select", "each")
+        record = None
+        if target.attrs.get("normalization"):
+            from .normalize import NormalizationRecord
+
+            record = NormalizationRecord.from_json(target.attrs["normalization"])
+        keep, screen_table, set_record = screen(model, options, int(target.attrs["t0"]), steps, latents, t,
+                                                n_samples, names, target.names, select_by=select_by, record=record,
+                                                seed=seed)
         keep_t = torch.from_numpy(keep)
         screened_out = (latents[~keep_t].numpy(), [n for n, k in zip(names, keep) if not k])
         latents, criteria = latents[keep_t], criteria[keep_t]
         names = [n for n, k in zip(names, keep) if k]
         scores = screen_table.loc[screen_table["set"] == "candidate", "score"].to_numpy()
         target_rows = screen_table[screen_table["set"] == "fewshot"]
-        screening = {"oversample": oversample, "preview_steps": steps, "statistics": list(STATISTICS),
+        screening = {"oversample": oversample, "preview_steps": steps, "select": select_by,
+                     "set_selection": set_record, "statistics": list(STATISTICS),
                      "n_candidates": int(len(keep)), "n_kept": int(keep.sum()),
                      "target_mean": {c: float(target_rows[c].mean()) for c in STATISTICS},
                      "target_std": {c: float(target_rows[c].std(ddof=1)) for c in STATISTICS},

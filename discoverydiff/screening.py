@@ -18,7 +18,16 @@ directly, at a fraction of the cost of decoding them:
    and the z-scores below are those of log10 f);
 4. each statistic is measured from the targets' mean in units of the spread of the targets'
    and the candidates' previews together (:func:`screen_scores`), a candidate's score is the
-   mean of its z squared, and the ``n_keep`` lowest scores are kept, in discovery's order.
+   mean of its z squared, and the ``n_keep`` lowest scores are kept, in discovery's order
+   (``select="each"``);
+5. with ``select="set"`` (the workflow's default) that choice is only the start: members are
+   swapped for outsiders while the kept set's *pooled* preview statistics (one-point moments,
+   W1 to the targets' pooled values, the mean spectrum's slope and distance) come closer to the
+   targets' previews' (:func:`discoverydiff.set_selection.select_set`), in the space the
+   comparison tables measure (the record's transformed values, e.g. log10 G0: an affine map of
+   the model's values unless the record Gaussianizes). The comparison judges sets; a set of
+   individually good maps can share an offset (measured on the demo's Gaussianized radiation
+   maps: the previews of mixtures sit below the targets' mean level) that only the set shows.
 
 Nothing is dropped unseen: the screened-out latents stay in ``discovered_latents.h5`` (dataset
 ``screened_out``) and every candidate's statistics, z-scores, score and verdict are in
@@ -40,7 +49,9 @@ log = logging.getLogger(__name__)
 #: Per-map statistics of a preview's luminance, in this order.
 STATISTICS = ("mean", "std", "skewness", "kurtosis", "power_slope")
 #: Columns of the screening table (``z_*`` of a statistic no set varies in are left out).
-TABLE_COLUMNS = ("set", "name", *STATISTICS, *(f"z_{c}" for c in STATISTICS), "score", "kept")
+TABLE_COLUMNS = ("set", "name", *STATISTICS, *(f"z_{c}" for c in STATISTICS), "score", "kept_by_score", "kept")
+#: How the kept candidates are chosen: each by its own score, or as a set (see the module docstring).
+SELECT = ("set", "each")
 
 
 def map_statistics(images) -> pd.DataFrame:
@@ -126,30 +137,64 @@ def preview(model, latents: torch.Tensor, t0: int, steps: int, options) -> np.nd
     return out
 
 
-def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, targets: torch.Tensor, n_keep: int,
-           candidate_names, target_names) -> tuple[np.ndarray, pd.DataFrame]:
-    """Preview candidates and targets, keep the ``n_keep`` candidates closest to the targets.
+def comparison_space(images: np.ndarray, record=None) -> np.ndarray:
+    """Maps (N, H, W) of previews (N, C, H, W) as the comparison tables see them: the channel mean of
+    the record's transformed values (:meth:`NormalizationRecord.to_transformed`), or of the model's
+    values without a record."""
+    x = np.asarray(images, dtype=np.float64) if record is None else record.to_transformed(images)
+    return x.mean(axis=1)
 
-    Returns the boolean keep mask over the candidates and the table of every candidate and
-    target: ``set`` (candidate / fewshot), ``name``, the :data:`STATISTICS`, their ``z_*``,
-    ``score`` and ``kept``.
+
+def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=None, seed: int = 0):
+    """:func:`discoverydiff.set_selection.select_set` on previews, from the per-candidate choice."""
+    from .set_selection import map_sums, select_set
+
+    cand, targ = comparison_space(candidate_images, record), comparison_space(target_images, record)
+    lo, hi = float(min(cand.min(), targ.min())), float(max(cand.max(), targ.max()))
+    if not hi > lo:
+        return by_score.copy(), {"swaps": 0, "reason": "constant previews"}
+    shift = float(targ.mean())
+    return select_set(map_sums(cand, lo, hi, shift), map_sums(targ, lo, hi, shift), by_score, seed=seed)
+
+
+def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, targets: torch.Tensor, n_keep: int,
+           candidate_names, target_names, select_by: str = "each", record=None,
+           seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
+    """Preview candidates and targets, keep ``n_keep`` candidates that look like the targets.
+
+    ``select_by``: ``each`` keeps the lowest scores; ``set`` starts there and swaps members while
+    the set's pooled statistics come closer to the targets' (:func:`select_as_set`; ``record``,
+    the dataset's normalization record, gives the space). Returns the boolean keep mask over the
+    candidates, the table of every candidate and target (``set`` (candidate / fewshot), ``name``,
+    the :data:`STATISTICS`, their ``z_*``, ``score``, ``kept_by_score``, ``kept``) and the set
+    selection's record (None for ``each``).
     """
-    target_stats = map_statistics(preview(model, targets, t0, steps, options))
-    cand_stats = map_statistics(preview(model, candidates, t0, steps, options))
+    if select_by not in SELECT:
+        raise ConfigError(f"discovery.screen.select must be one of {SELECT}, got {select_by!r}")
+    target_images = preview(model, targets, t0, steps, options)
+    cand_images = preview(model, candidates, t0, steps, options)
+    target_stats, cand_stats = map_statistics(target_images), map_statistics(cand_images)
     z, score = screen_scores(cand_stats, target_stats)
-    keep = select(score, n_keep)
+    by_score = select(score, n_keep)
+    keep, set_record = by_score, None
+    if select_by == "set":
+        keep, set_record = select_as_set(cand_images, target_images, by_score, record, seed)
     z_t, score_t = screen_scores(target_stats, target_stats, spread_of=cand_stats)  # the same unit
     table = pd.concat([
         pd.DataFrame({"set": "fewshot", "name": list(target_names), **target_stats,
-                      **{f"z_{c}": z_t[c] for c in z_t}, "score": score_t, "kept": np.nan}),
+                      **{f"z_{c}": z_t[c] for c in z_t}, "score": score_t, "kept_by_score": np.nan, "kept": np.nan}),
         pd.DataFrame({"set": "candidate", "name": list(candidate_names), **cand_stats,
-                      **{f"z_{c}": z[c] for c in z}, "score": score, "kept": keep}),
+                      **{f"z_{c}": z[c] for c in z}, "score": score, "kept_by_score": by_score, "kept": keep}),
     ], ignore_index=True)
     log.info("screening kept %d of %d candidates (score %.2f-%.2f; screened out %.2f-%.2f; the targets' own "
              "scores %.2f-%.2f)", keep.sum(), len(keep), score[keep].min(), score[keep].max(),
              score[~keep].min() if (~keep).any() else np.nan, score[~keep].max() if (~keep).any() else np.nan,
              score_t.min(), score_t.max())
-    return keep, table
+    if set_record is not None:
+        log.info("set selection: %d swap(s), objective %.3g -> %.3g", set_record["swaps"],
+                 set_record.get("objective_start", np.nan), set_record.get("objective_kept", np.nan))
+    return keep, table, set_record
 
 
-__all__ = ["STATISTICS", "TABLE_COLUMNS", "map_statistics", "screen_scores", "select", "preview", "screen"]
+__all__ = ["SELECT", "STATISTICS", "TABLE_COLUMNS", "comparison_space", "map_statistics", "screen_scores", "select",
+           "select_as_set", "preview", "screen"]

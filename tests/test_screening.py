@@ -85,7 +85,8 @@ def test_preview_is_a_short_ddim_decode(latent_files):
 
     _, eps_fn = options.eps_fn(model)
     expected = ddim_generate(eps_fn, latents, model.alpha_bar, DDIMSettings(600, 4, 0.0)).numpy()
-    np.testing.assert_allclose(preview(model, latents, 600, 4, options), expected, rtol=1e-6, atol=1e-6)
+    # float32 convolutions of batches of 8 and 2 against one batch of 10: equal to rounding (measured 2e-6)
+    np.testing.assert_allclose(preview(model, latents, 600, 4, options), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_discovery_keeps_the_best_screened_candidates_and_records_the_rest(latent_files):
@@ -116,3 +117,27 @@ def test_discovery_keeps_the_best_screened_candidates_and_records_the_rest(laten
     with pytest.raises(ConfigError, match="needs the base model"):
         discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "other.h5", tmp / "other.csv", cfg)
     assert not (tmp / "other.h5").exists()
+
+
+def test_discovery_screening_by_set_starts_from_the_scores_and_records_the_swaps(latent_files):
+    tmp, model, options = latent_files
+    cfg = {"n_samples": 6, "n_ref": 4, "tolerance": 4.0, "max_candidates": 50_000,
+           "screen": {"oversample": 3, "preview_steps": 5, "select": "set"}}
+    discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "by_set.h5", tmp / "geometry.csv", cfg,
+                        seed=1, model=model, options=options, screening_path=tmp / "by_set.csv")
+    cands = pd.read_csv(tmp / "by_set.csv").query("set == 'candidate'").astype({"kept": bool, "kept_by_score": bool})
+    kept = read_tensor_file(tmp / "by_set.h5")
+    assert cands["kept"].sum() == cands["kept_by_score"].sum() == 6
+    assert cands.loc[cands["kept"], "name"].tolist() == kept.names
+    # the per-candidate choice is the lowest scores; the set search only lowers its objective
+    by_score = cands.loc[cands["kept_by_score"], "score"]
+    assert by_score.max() <= cands.loc[~cands["kept_by_score"], "score"].min()
+    screening = read_attrs(tmp / "by_set.h5")["acceptance"]["screening"]
+    chosen = screening["set_selection"]
+    assert screening["select"] == "set" and chosen["objective_kept"] <= chosen["objective_start"]
+    assert (cands["kept"] != cands["kept_by_score"]).sum() <= 2 * chosen["swaps"]  # one in, one out each
+    with pytest.raises(ConfigError, match="screen.select"):
+        discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "bad.h5", tmp / "bad.csv",
+                            {**cfg, "screen": {"oversample": 3, "select": "best"}}, seed=1, model=model,
+                            options=options, screening_path=tmp / "bad_s.csv")
+    assert not (tmp / "bad.h5").exists()
