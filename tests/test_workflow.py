@@ -94,6 +94,9 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         # radiation's own min_weight over the top-level default (0.4); its screening keeps the top level's
         assert discovered.attrs["acceptance"]["min_weight"] == {"radiation": 0.45, "galaxies": 0.4}[dataset]
         assert discovered.attrs["acceptance"]["screening"]["oversample"] == 3
+        # screening by set for fields, galaxy by galaxy for galaxies
+        select = discovered.attrs["acceptance"]["screening"]["select"]
+        assert select == {"radiation": "set", "galaxies": "each"}[dataset]
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
         # closed form: no baseline; the few-shot targets appear with their clipped share only
         assert set(comparison["set"]) == {"discovered", "base_samples", "heldout", "fewshot"}
