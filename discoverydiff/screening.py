@@ -20,7 +20,7 @@ directly, at a fraction of the cost of decoding them:
    and the candidates' previews together (:func:`screen_scores`), a candidate's score is the
    mean of its z squared, and the ``n_keep`` lowest scores are kept, in discovery's order
    (``select="each"``);
-5. with ``select="set"`` (the workflow's default) that choice is only the start: members are
+5. with ``select="set"`` that choice is only the start: members are
    swapped for outsiders while the kept set's *pooled* preview statistics (one-point moments,
    W1 to the targets' pooled values, the mean spectrum's slope and distance) come closer to the
    targets' previews' (:func:`discoverydiff.set_selection.select_set`), in the space the

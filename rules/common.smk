@@ -37,18 +37,13 @@ def dataset_config(wildcards):
 
 
 def discovery_config(wildcards):
-    """The discovery section with the dataset's own settings (datasets.NAME.discovery) laid over it,
-    and screen.select resolved by the dataset's kind when left null."""
+    """The discovery section with the dataset's own settings (datasets.NAME.discovery) laid over it."""
     own = config["datasets"][wildcards.dataset].get("discovery") or {}
     merged = {**config["discovery"], **own}
     merged["screen"] = {
         **config["discovery"].get("screen", {}),
         **own.get("screen", {}),
     }
-    if merged["screen"].get("select") is None:
-        # fields are compared by pooled values and mean spectra, galaxies galaxy by galaxy
-        kind = config["datasets"][wildcards.dataset]["kind"]
-        merged["screen"]["select"] = "set" if kind == "field" else "each"
     return merged
 
 

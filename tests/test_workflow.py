@@ -35,7 +35,7 @@ TINY_DEMO = {
                        {"format": "hdf5", "pattern": "resources/demo/radiation/stack.h5", "dataset": "G0"}],
             "channels": "replicate", "n_fewshot": 6,
             "normalize": {"transform": "log10", "gaussianize": 9, "percentiles": [0, 100]},
-            "discovery": {"min_weight": 0.45},
+            "discovery": {"min_weight": 0.45, "screen": {"select": "set"}},
         },
         "galaxies": {
             "kind": "galaxy",
@@ -94,7 +94,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         # radiation's own min_weight over the top-level default (0.4); its screening keeps the top level's
         assert discovered.attrs["acceptance"]["min_weight"] == {"radiation": 0.45, "galaxies": 0.4}[dataset]
         assert discovered.attrs["acceptance"]["screening"]["oversample"] == 3
-        # screening by set for fields, galaxy by galaxy for galaxies
+        # radiation's own screening by set; galaxies keep the default
         select = discovered.attrs["acceptance"]["screening"]["select"]
         assert select == {"radiation": "set", "galaxies": "each"}[dataset]
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
