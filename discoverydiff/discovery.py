@@ -693,9 +693,9 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         select_by = cfg["screen"].get("select", "each")
         record = None
         if target.attrs.get("normalization"):
-            from .normalize import NormalizationRecord
+            from .physical import record_from_attrs
 
-            record = NormalizationRecord.from_json(target.attrs["normalization"])
+            record = record_from_attrs(target.attrs, latents_path)
         keep, screen_table, set_record = screen(model, options, int(target.attrs["t0"]), steps, latents, t,
                                                 n_samples, names, target.names, select_by=select_by, record=record,
                                                 seed=seed)

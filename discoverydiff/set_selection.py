@@ -14,6 +14,7 @@ the candidates and thousands of subsets are measured with a few matrix products:
 - ``sums``: count and power sums of (value - shift) to the 4th (pooled moments exactly);
 - ``counts``: histograms on one grid over the targets' and candidates' values (the pooled
   W1 to the targets' values to one bin width);
+  both from :meth:`discoverydiff.stats.onepoint.ValueGrid.summarize`, as the comparison's own;
 - ``power``: radially averaged power spectra (the set's mean spectrum; its log-log slope over
   the comparison tables' fit range by ordinary least squares, as ``scipy.stats.linregress``).
 
@@ -51,25 +52,21 @@ class MapSums:
 
 
 def map_sums(maps, lo: float, hi: float, shift: float, bins: int = 1024) -> MapSums:
-    """:class:`MapSums` of maps (N, H, W) on a grid of ``bins`` over [lo, hi] (values outside count
-    in the end bins)."""
+    """:class:`MapSums` of maps (N, H, W) on a grid of ``bins`` over [lo, hi], which should hold
+    every value (:class:`~discoverydiff.stats.onepoint.ValueGrid`; values outside it are left
+    out of the histograms)."""
+    from .stats.onepoint import ValueGrid
     from .stats.power import radial_power_spectrum, slope_fit_range
 
     x = np.asarray(maps, dtype=np.float64)
     if x.ndim != 3:
         raise ValueError(f"maps must be (N, H, W), got {x.shape}")
-    flat = x.reshape(len(x), -1)
-    d = flat - shift
-    d2 = d * d
-    sums = np.stack([np.full(len(x), float(flat.shape[1])), d.sum(1), d2.sum(1), (d2 * d).sum(1), (d2 * d2).sum(1)], 1)
-    width = (hi - lo) / bins
-    index = np.clip(np.floor((flat - lo) / width).astype(np.int64), 0, bins - 1)
-    counts = np.zeros((len(x), bins))
-    np.add.at(counts, (np.arange(len(x))[:, None], index), 1.0)
+    grid = ValueGrid(lo, hi, bins, shift)
+    counts, _, sums = grid.summarize(x)
     k, power = radial_power_spectrum(x, boxlength=1.0)[:2]
     k_lo, k_hi = slope_fit_range(x.shape[1:])
     fit = np.isfinite(k) & (k >= k_lo) & (k <= k_hi)
-    return MapSums(sums, counts, np.atleast_2d(power), float(shift), float(width), np.log10(k[fit]), fit)
+    return MapSums(sums, counts, np.atleast_2d(power), grid.shift, grid.width, np.log10(k[fit]), fit)
 
 
 def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | None = None) -> np.ndarray:
@@ -77,19 +74,16 @@ def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | N
 
     Moments are population moments of the pooled values (``scipy.stats`` conventions, Fisher
     kurtosis); ``power_slope`` is the least-squares log-log slope of the weighted mean spectrum
-    over the fit bins; ``pdf_w1`` (to the reference's pooled values, on the grid) and
-    ``power_distance`` (mean |log10 P - log10 P_ref| over the fit bins) need ``reference``
-    (all of its maps), else they are NaN.
+    over the fit bins (``linregress``'s slope, written out to take all subsets at once);
+    ``pdf_w1`` (to the reference's pooled values, on the grid) and ``power_distance`` (mean
+    |log10 P - log10 P_ref| over the fit bins) need ``reference`` (all of its maps), else NaN.
     """
+    from .stats.onepoint import moments_from_power_sums
+
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     s = w @ maps.sums
-    n = s[:, 0]
-    mu1, mu2, mu3, mu4 = (s[:, i] / n for i in range(1, 5))
-    m2 = mu2 - mu1**2
-    m3 = mu3 - 3 * mu1 * mu2 + 2 * mu1**3
-    m4 = mu4 - 4 * mu1 * mu3 + 6 * mu1**2 * mu2 - 3 * mu1**4
+    out = list(moments_from_power_sums(s, maps.shift))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = [maps.shift + mu1, np.sqrt(np.maximum(m2, 0)), m3 / m2**1.5, m4 / m2**2 - 3.0]
         power = (w @ maps.power[:, maps.fit]) / w.sum(1, keepdims=True)
         log_p = np.log10(power)
     x = maps.log_k - maps.log_k.mean()
@@ -97,7 +91,7 @@ def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | N
     if reference is None:
         out += [np.full(len(w), np.nan)] * 2
     else:
-        cdf = np.cumsum(w @ maps.counts, axis=1) / n[:, None]
+        cdf = np.cumsum(w @ maps.counts, axis=1) / s[:, :1]
         ref_counts = reference.counts.sum(0)
         ref_cdf = np.cumsum(ref_counts) / ref_counts.sum()
         out.append(np.abs(cdf - ref_cdf[None, :]).sum(1) * maps.width)

@@ -165,14 +165,23 @@ class ValueGrid:
 
     def moments(self, sums) -> dict:
         """:func:`pdf_moments` of pooled values from their power sums (``sums`` (5,))."""
-        n = sums[0]
-        if n <= 0:
+        if sums[0] <= 0:
             raise ValueError("no values to take moments of")
-        mu1, mu2, mu3, mu4 = sums[1] / n, sums[2] / n, sums[3] / n, sums[4] / n
-        m2 = mu2 - mu1 * mu1
-        m3 = mu3 - 3.0 * mu1 * mu2 + 2.0 * mu1**3
-        m4 = mu4 - 4.0 * mu1 * mu3 + 6.0 * mu1 * mu1 * mu2 - 3.0 * mu1**4
-        skew = m3 / m2**1.5 if m2 > 0 else float("nan")
-        kurt = m4 / m2**2 - 3.0 if m2 > 0 else float("nan")
-        return {"mean": float(self.shift + mu1), "std": float(np.sqrt(max(m2, 0.0))), "skewness": float(skew),
-                "kurtosis": float(kurt)}
+        mean, std, skew, kurt = moments_from_power_sums(np.asarray(sums, dtype=np.float64), self.shift)
+        return {"mean": float(mean), "std": float(std), "skewness": float(skew), "kurtosis": float(kurt)}
+
+
+def moments_from_power_sums(sums: np.ndarray, shift: float = 0.0) -> tuple[np.ndarray, ...]:
+    """(mean, std, skewness, excess kurtosis) of pooled values from their power sums (..., 5):
+    count and the sums of (value - shift) to the 1st-4th power; population moments as
+    :func:`pdf_moments`, NaN skewness and kurtosis where the variance is 0."""
+    n = sums[..., 0]
+    mu1, mu2, mu3, mu4 = (sums[..., i] / n for i in range(1, 5))
+    m2 = mu2 - mu1 * mu1
+    m3 = mu3 - 3.0 * mu1 * mu2 + 2.0 * mu1**3
+    m4 = mu4 - 4.0 * mu1 * mu3 + 6.0 * mu1 * mu1 * mu2 - 3.0 * mu1**4
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive = m2 > 0
+        skew = np.where(positive, m3 / np.where(positive, m2, 1.0) ** 1.5, np.nan)
+        kurt = np.where(positive, m4 / np.where(positive, m2, 1.0) ** 2 - 3.0, np.nan)
+    return shift + mu1, np.sqrt(np.maximum(m2, 0.0)), skew, kurt
