@@ -22,6 +22,10 @@ the candidates and thousands of subsets are measured with a few matrix products:
 taking the swap that lowers the objective most, until none does. The objective is the mean
 over :data:`SET_STATISTICS` of the squared deviation from the targets' value, each in units of
 that statistic's spread over random subsets of the candidates, so no statistic needs a weight.
+One descent stops at the first set no single swap improves (on the demo's radiation maps after
+about four swaps); ``restarts`` more descents from random subsets, keeping the best end point,
+find sets the first misses (measured on 64 decoded demo candidates over 7 seeds: slope
+difference 0.050 -> 0.040, kurtosis difference -0.36 -> -0.11 at 20 restarts) for a few seconds.
 """
 
 from __future__ import annotations
@@ -100,13 +104,39 @@ def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | N
     return np.stack(out, 1)
 
 
+def _descend(objective, keep: np.ndarray, max_swaps: int) -> tuple[np.ndarray, float, int]:
+    """Best-improvement swap descent from ``keep``: (end point, its objective, swaps made)."""
+    keep = keep.copy()
+    best = float(objective(keep[None].astype(float))[0])
+    swaps, n_keep, n = 0, int(keep.sum()), len(keep)
+    while swaps < max_swaps and 0 < n_keep < n:
+        inside, outside = np.flatnonzero(keep), np.flatnonzero(~keep)
+        trial = np.repeat(keep[None].astype(float), len(inside) * len(outside), axis=0)
+        rows = np.arange(len(trial))
+        trial[rows, np.repeat(inside, len(outside))] = 0.0
+        trial[rows, np.tile(outside, len(inside))] = 1.0
+        values = objective(trial)
+        j = int(np.argmin(values))
+        if not values[j] < best - 1e-12:
+            break
+        best = float(values[j])
+        keep[inside[j // len(outside)]], keep[outside[j % len(outside)]] = False, True
+        swaps += 1
+    return keep, best, swaps
+
+
 def select_set(candidates: MapSums, targets: MapSums, start: np.ndarray, n_draws: int = 200, seed: int = 0,
-               max_swaps: int = 200) -> tuple[np.ndarray, dict]:
+               max_swaps: int = 200, restarts: int = 0) -> tuple[np.ndarray, dict]:
     """Swap members of ``start`` (bool (N,)) for outsiders while that brings the subset's pooled
     statistics closer to the targets'.
 
+    ``restarts`` more descents start from random subsets of the same size (drawn with ``seed``);
+    the end point with the lowest objective is kept (the first descent's on ties), so the result
+    is never worse than the descent from ``start`` alone.
+
     Returns the kept mask and a record: the targets' statistics, the spreads used as units,
-    the statistics and objective of the start and of the result, and the number of swaps.
+    the statistics and objective of the start and of the result, the number of swaps from the
+    winning start to the result, the restarts and which start won (0: ``start``).
     """
     start = np.asarray(start, dtype=bool)
     n_keep, n = int(start.sum()), candidates.n
@@ -124,23 +154,16 @@ def select_set(candidates: MapSums, targets: MapSums, start: np.ndarray, n_draws
         value = np.mean(z * z, axis=1)
         return np.where(np.isfinite(value), value, np.inf)
 
-    keep = start.copy()
-    best = float(objective(keep[None].astype(float))[0])
-    first = best
-    swaps = 0
-    while swaps < max_swaps and 0 < n_keep < n:
-        inside, outside = np.flatnonzero(keep), np.flatnonzero(~keep)
-        trial = np.repeat(keep[None].astype(float), len(inside) * len(outside), axis=0)
-        rows = np.arange(len(trial))
-        trial[rows, np.repeat(inside, len(outside))] = 0.0
-        trial[rows, np.tile(outside, len(inside))] = 1.0
-        values = objective(trial)
-        j = int(np.argmin(values))
-        if not values[j] < best - 1e-12:
-            break
-        best = float(values[j])
-        keep[inside[j // len(outside)]], keep[outside[j % len(outside)]] = False, True
-        swaps += 1
+    first = float(objective(start[None].astype(float))[0])
+    keep, best, swaps = _descend(objective, start, max_swaps)
+    won = 0
+    if 0 < n_keep < n:
+        for attempt in range(1, int(restarts) + 1):
+            other = np.zeros(n, dtype=bool)
+            other[rng.choice(n, n_keep, replace=False)] = True
+            end, value, steps = _descend(objective, other, max_swaps)
+            if value < best - 1e-12:
+                keep, best, swaps, won = end, value, steps, attempt
     names = list(SET_STATISTICS)
 
     def finite(values):
@@ -149,7 +172,8 @@ def select_set(candidates: MapSums, targets: MapSums, start: np.ndarray, n_draws
     record = {"statistics": [s for s, u in zip(names, used) if u], "targets": finite(goal), "unit": finite(spread),
               "start": finite(pooled_statistics(candidates, start[None].astype(float), targets)[0]),
               "kept": finite(pooled_statistics(candidates, keep[None].astype(float), targets)[0]),
-              "objective_start": first, "objective_kept": best, "swaps": swaps}
+              "objective_start": first, "objective_kept": best, "swaps": swaps, "restarts": int(restarts),
+              "best_start": won}
     return keep, record
 
 
