@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ConfigError, DiscoveryDiffError
+from .errors import ConfigError, DiscoveryDiffError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -630,8 +630,20 @@ def screen_oversample(cfg: dict) -> int:
     return oversample
 
 
+def screen_steps(cfg: dict, n_steps: int) -> tuple[int, bool]:
+    """(decoding steps of the screening, whether they are the generation's own) from
+    ``discovery.screen.preview_steps``: an integer of at least 2, or ``full`` for ``n_steps``."""
+    steps = (cfg.get("screen") or {}).get("preview_steps", 10)
+    if steps == "full":
+        return int(n_steps), True
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ConfigError(f"discovery.screen.preview_steps must be an integer of at least 2 or 'full', got {steps!r}")
+    return steps, False
+
+
 def discover_from_files(latents_path, id_latents_path, discovered_path, geometry_path, cfg: dict,
-                        seed: int = 0, model=None, options=None, screening_path=None) -> DiscoveryResult:
+                        seed: int = 0, model=None, options=None, screening_path=None,
+                        tensors_path=None) -> DiscoveryResult:
     """Run discovery on tensor files and write the accepted latents and the geometry table.
 
     Parameters
@@ -643,12 +655,15 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     geometry_path : output CSV of :func:`latent_geometry` plus the acceptance windows.
     cfg : the config's ``discovery`` section (n_samples, n_ref, n_slerp, tolerance, scheme,
         min_weight, max_per_source, max_per_pair, prior_fit, prior_variance, max_candidates,
-        batch_candidates, screen). ``screen: {oversample, preview_steps}`` with oversample > 1
-        (the workflow's default is 3; without the key, no screening) accepts oversample x
-        n_samples latents and keeps the n_samples whose decoded previews fit the targets'
-        (:mod:`discoverydiff.screening`); it needs ``model`` and ``options`` (the engine), and
-        writes every candidate's verdict to ``screening_path``. The screened-out latents stay in
-        the output as dataset ``screened_out`` (names in the record).
+        batch_candidates, screen). ``screen: {oversample, preview_steps, select, restarts}`` with
+        oversample > 1 (the workflow's default is 3; without the key, no screening) accepts
+        oversample x n_samples latents and keeps the n_samples whose decoded previews fit the
+        targets' (:mod:`discoverydiff.screening`); it needs ``model`` and ``options`` (the
+        engine), and writes every candidate's verdict to ``screening_path``. With
+        ``preview_steps: full`` the candidates are decoded with the generation's own walk and
+        compared with the few-shot maps of ``tensors_path`` (the dataset's tensors.h5) instead
+        of previews of the target latents. The screened-out latents stay in the output as
+        dataset ``screened_out`` (names in the record).
     """
     from .store import TensorFileWriter, read_tensor_file, write_csv_atomic
 
@@ -674,6 +689,17 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if oversample > 1 and (model is None or options is None or screening_path is None):
         raise ConfigError("discovery.screen.oversample > 1 decodes previews: it needs the base model, the run "
                           "options and a screening table path (or set oversample: 1)")
+    reference = None
+    if oversample > 1:
+        steps, full = screen_steps(cfg, int(target.attrs["n_steps"]))
+        if full:
+            if tensors_path is None:
+                raise ConfigError("discovery.screen.preview_steps 'full' compares the decodes with the few-shot maps: "
+                                  "it needs the dataset's tensors.h5")
+            reference = read_tensor_file(tensors_path, split="fewshot").x
+            if reference.shape[1:] != target.x.shape[1:]:
+                raise InputError(tensors_path, f"few-shot maps {reference.shape[1:]} and target latents "
+                                               f"{target.x.shape[1:]} differ in shape")
     result = discover(t, torch.from_numpy(ids.x), n_samples * oversample, seed=seed,
                       n_ref=int(cfg.get("n_ref", 10)), n_slerp=int(cfg.get("n_slerp", 20)),
                       tolerance=cfg.get("tolerance", 1.0), prior=prior,
@@ -689,8 +715,10 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if oversample > 1:
         from .screening import STATISTICS, screen
 
-        steps = int(cfg["screen"].get("preview_steps", 10))
         select_by = cfg["screen"].get("select", "each")
+        restarts = int(cfg["screen"].get("restarts", 20))
+        if restarts < 0:
+            raise ConfigError(f"discovery.screen.restarts must be at least 0, got {restarts}")
         record = None
         if target.attrs.get("normalization"):
             from .physical import record_from_attrs
@@ -698,14 +726,16 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
             record = record_from_attrs(target.attrs, latents_path)
         keep, screen_table, set_record = screen(model, options, int(target.attrs["t0"]), steps, latents, t,
                                                 n_samples, names, target.names, select_by=select_by, record=record,
-                                                seed=seed)
+                                                seed=seed, reference_images=reference, restarts=restarts)
         keep_t = torch.from_numpy(keep)
         screened_out = (latents[~keep_t].numpy(), [n for n, k in zip(names, keep) if not k])
         latents, criteria = latents[keep_t], criteria[keep_t]
         names = [n for n, k in zip(names, keep) if k]
         scores = screen_table.loc[screen_table["set"] == "candidate", "score"].to_numpy()
         target_rows = screen_table[screen_table["set"] == "fewshot"]
-        screening = {"oversample": oversample, "preview_steps": steps, "select": select_by,
+        screening = {"oversample": oversample, "preview_steps": steps, "full_decodes": reference is not None,
+                     "reference": "fewshot maps" if reference is not None else "fewshot previews",
+                     "select": select_by, "restarts": restarts if select_by == "set" else None,
                      "set_selection": set_record, "statistics": list(STATISTICS),
                      "n_candidates": int(len(keep)), "n_kept": int(keep.sum()),
                      "target_mean": {c: float(target_rows[c].mean()) for c in STATISTICS},

@@ -31,6 +31,12 @@ directly, at a fraction of the cost of decoding them:
    the model's values unless the record Gaussianizes). The comparison judges sets; a set of
    individually good maps can share an offset (measured on the demo's Gaussianized radiation
    maps: the previews of mixtures sit below the targets' mean level) that only the set shows.
+   One descent stops at a local minimum; ``restarts`` more start from random sets.
+
+With ``preview_steps`` equal to the generation's own walk (``discovery.screen.preview_steps:
+full``) a "preview" is the decoded sample itself, and the targets' side is the few-shot maps
+(``reference_images``) rather than decodes of their latents: no preview bias on either side,
+at the cost of full decodes of every candidate.
 
 Nothing is dropped unseen: the screened-out latents stay in ``discovered_latents.h5`` (dataset
 ``screened_out``) and every candidate's statistics, z-scores, score and verdict are in
@@ -148,7 +154,8 @@ def comparison_space(images: np.ndarray, record=None) -> np.ndarray:
     return x.mean(axis=1)
 
 
-def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=None, seed: int = 0):
+def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=None, seed: int = 0,
+                  restarts: int = 0):
     """:func:`discoverydiff.set_selection.select_set` on previews, from the per-candidate choice."""
     from .set_selection import map_sums, select_set
 
@@ -157,31 +164,43 @@ def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=
     if not hi > lo:
         return by_score.copy(), {"swaps": 0, "reason": "constant previews"}
     shift = float(targ.mean())
-    return select_set(map_sums(cand, lo, hi, shift), map_sums(targ, lo, hi, shift), by_score, seed=seed)
+    return select_set(map_sums(cand, lo, hi, shift), map_sums(targ, lo, hi, shift), by_score, seed=seed,
+                      restarts=restarts)
 
 
-def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, targets: torch.Tensor, n_keep: int,
-           candidate_names, target_names, select_by: str = "each", record=None,
-           seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
+def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, targets: torch.Tensor | None, n_keep: int,
+           candidate_names, target_names, select_by: str = "each", record=None, seed: int = 0,
+           reference_images: np.ndarray | None = None,
+           restarts: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
     """Preview candidates and targets, keep ``n_keep`` candidates that look like the targets.
 
     ``select_by``: ``each`` keeps the lowest scores; ``set`` starts there and swaps members while
-    the set's pooled statistics come closer to the targets' (:func:`select_as_set`; ``record``,
-    the dataset's normalization record, gives the space). Returns the boolean keep mask over the
-    candidates, the table of every candidate and target (``set`` (candidate / fewshot), ``name``,
-    the :data:`STATISTICS`, their ``z_*``, ``score``, ``kept_by_score``, ``kept``) and the set
+    the set's pooled statistics come closer to the targets' (:func:`select_as_set`, with
+    ``restarts`` random restarts; ``record``, the dataset's normalization record, gives the
+    space). ``reference_images`` (N, C, H, W), the few-shot maps in the model's space, are the
+    targets' side instead of previews of the ``targets`` latents: for full decodes (``steps`` the
+    generation's own), which are the discovered samples themselves and are compared with what the
+    comparison tables compare them with. Returns the boolean keep mask over the candidates, the
+    table of every candidate and target (``set`` (candidate / fewshot), ``name``, the
+    :data:`STATISTICS`, their ``z_*``, ``score``, ``kept_by_score``, ``kept``) and the set
     selection's record (None for ``each``).
     """
     if select_by not in SELECT:
         raise ConfigError(f"discovery.screen.select must be one of {SELECT}, got {select_by!r}")
-    target_images = preview(model, targets, t0, steps, options)
+    if reference_images is None:
+        target_images = preview(model, targets, t0, steps, options)
+    else:
+        target_images = np.asarray(reference_images, dtype=np.float32)
+        if target_images.shape[1:] != tuple(candidates.shape[1:]):
+            raise ConfigError(f"screening: reference maps {target_images.shape[1:]} and latents "
+                              f"{tuple(candidates.shape[1:])} differ in shape")
     cand_images = preview(model, candidates, t0, steps, options)
     target_stats, cand_stats = map_statistics(target_images), map_statistics(cand_images)
     z, score = screen_scores(cand_stats, target_stats)
     by_score = select(score, n_keep)
     keep, set_record = by_score, None
     if select_by == "set":
-        keep, set_record = select_as_set(cand_images, target_images, by_score, record, seed)
+        keep, set_record = select_as_set(cand_images, target_images, by_score, record, seed, restarts)
     z_t, score_t = screen_scores(target_stats, target_stats, spread_of=cand_stats)  # the same unit
     table = pd.concat([
         pd.DataFrame({"set": "fewshot", "name": list(target_names), **target_stats,

@@ -75,7 +75,7 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
             try:
                 result = discover_from_files(latents_path, id_latents_path, where / "latents.h5",
                                              where / "geometry.csv", cfg, seed, model=model, options=options,
-                                             screening_path=where / "screening.csv")
+                                             screening_path=where / "screening.csv", tensors_path=tensors_path)
             except TooFewAccepted as exc:
                 log.warning("%s = %s: %s", knob, value, exc)
                 rows.append({**row, "error": str(exc)})

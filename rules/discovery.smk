@@ -1,10 +1,11 @@
 # Discovery: geometric sampling of new latents for each target domain, and their decoding.
 
 
-# Geometric acceptance, then screening of the accepted latents by short decoded previews
-# (discovery.screen): a model job.
+# Geometric acceptance, then screening of the accepted latents by decoded previews or full
+# decodes (discovery.screen; full decodes are compared with the few-shot maps): a model job.
 rule discover:
     input:
+        tensors="results/{dataset}/tensors.h5",
         latents="results/{dataset}/latents.h5",
         id_latents="results/base_model/id_latents.h5",
         model=model_inputs,

@@ -135,9 +135,46 @@ def test_discovery_screening_by_set_starts_from_the_scores_and_records_the_swaps
     screening = read_attrs(tmp / "by_set.h5")["acceptance"]["screening"]
     chosen = screening["set_selection"]
     assert screening["select"] == "set" and chosen["objective_kept"] <= chosen["objective_start"]
-    assert (cands["kept"] != cands["kept_by_score"]).sum() <= 2 * chosen["swaps"]  # one in, one out each
+    assert chosen["restarts"] == 20 and 0 <= chosen["best_start"] <= 20
+    if chosen["best_start"] == 0:  # the winning descent began at the per-candidate choice
+        assert (cands["kept"] != cands["kept_by_score"]).sum() <= 2 * chosen["swaps"]  # one in, one out each
     with pytest.raises(ConfigError, match="screen.select"):
         discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "bad.h5", tmp / "bad.csv",
                             {**cfg, "screen": {"oversample": 3, "select": "best"}}, seed=1, model=model,
                             options=options, screening_path=tmp / "bad_s.csv")
     assert not (tmp / "bad.h5").exists()
+
+
+def test_full_decodes_are_the_samples_and_are_compared_with_the_fewshot_maps(latent_files):
+    tmp, model, options = latent_files
+    cfg = {"n_samples": 4, "n_ref": 4, "tolerance": 4.0, "max_candidates": 50_000,
+           "screen": {"oversample": 3, "preview_steps": "full", "select": "set", "restarts": 3}}
+    discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "full.h5", tmp / "geometry.csv", cfg,
+                        seed=1, model=model, options=options, screening_path=tmp / "full.csv",
+                        tensors_path=tmp / "tensors.h5")
+    table = pd.read_csv(tmp / "full.csv")
+    kept = read_tensor_file(tmp / "full.h5")
+    cands = table[table["set"] == "candidate"].astype({"kept": bool})
+    assert len(cands) == 12 and cands.loc[cands["kept"], "name"].tolist() == kept.names
+    # the candidates' rows are statistics of the generation's own decode (the latents' t0 and steps) ...
+    from discoverydiff.engine import generate_tensor_file
+
+    generate_tensor_file(model, tmp / "full.h5", tmp / "decoded.h5", DDIMSettings(600, 10), options)
+    np.testing.assert_allclose(map_statistics(read_tensor_file(tmp / "decoded.h5").x)[list(STATISTICS)].to_numpy(),
+                               cands.loc[cands["kept"], list(STATISTICS)].to_numpy(), rtol=1e-4, atol=1e-5)
+    # ... and the targets' rows those of the few-shot maps themselves, not of decodes of their latents
+    fewshot = read_tensor_file(tmp / "tensors.h5", split="fewshot")
+    np.testing.assert_allclose(map_statistics(fewshot.x)[list(STATISTICS)].to_numpy(),
+                               table.loc[table["set"] == "fewshot", list(STATISTICS)].to_numpy(), rtol=1e-6)
+    screening = read_attrs(tmp / "full.h5")["acceptance"]["screening"]
+    assert screening["preview_steps"] == 10 and screening["full_decodes"] and screening["reference"] == "fewshot maps"
+    assert screening["restarts"] == 3 and screening["set_selection"]["restarts"] == 3
+    # full decodes need the few-shot maps; a bad step count is named; neither leaves output
+    with pytest.raises(ConfigError, match="needs the dataset's tensors.h5"):
+        discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "no.h5", tmp / "no.csv", cfg, seed=1,
+                            model=model, options=options, screening_path=tmp / "no_s.csv")
+    with pytest.raises(ConfigError, match="preview_steps must be"):
+        discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "no.h5", tmp / "no.csv",
+                            {**cfg, "screen": {"oversample": 3, "preview_steps": "fast"}}, seed=1, model=model,
+                            options=options, screening_path=tmp / "no_s.csv", tensors_path=tmp / "tensors.h5")
+    assert not (tmp / "no.h5").exists() and not (tmp / "no_s.csv").exists()

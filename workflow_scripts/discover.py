@@ -12,7 +12,7 @@ def step():
         model, _, options, _ = engine_from_params(sm.params.engine, sm.input.model)
     return discover_from_files(sm.input.latents, sm.input.id_latents, sm.output.latents, sm.output.geometry,
                                sm.params.discovery, seed=sm.params.seed, model=model, options=options,
-                               screening_path=sm.output.screening)
+                               screening_path=sm.output.screening, tensors_path=sm.input.tensors)
 
 
 run_step(sm.log[0], step, threads=sm.threads)
