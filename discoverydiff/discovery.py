@@ -690,8 +690,11 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         raise ConfigError("discovery.screen.oversample > 1 decodes previews: it needs the base model, the run "
                           "options and a screening table path (or set oversample: 1)")
     reference = None
-    if oversample > 1:
+    if oversample > 1:  # settings checked before the search, so a bad one costs no time
         steps, full = screen_steps(cfg, int(target.attrs["n_steps"]))
+        restarts = int(cfg["screen"].get("restarts", 20))
+        if restarts < 0:
+            raise ConfigError(f"discovery.screen.restarts must be at least 0, got {restarts}")
         if full:
             if tensors_path is None:
                 raise ConfigError("discovery.screen.preview_steps 'full' compares the decodes with the few-shot maps: "
@@ -716,9 +719,6 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         from .screening import STATISTICS, screen
 
         select_by = cfg["screen"].get("select", "each")
-        restarts = int(cfg["screen"].get("restarts", 20))
-        if restarts < 0:
-            raise ConfigError(f"discovery.screen.restarts must be at least 0, got {restarts}")
         record = None
         if target.attrs.get("normalization"):
             from .physical import record_from_attrs

@@ -177,4 +177,8 @@ def test_full_decodes_are_the_samples_and_are_compared_with_the_fewshot_maps(lat
         discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "no.h5", tmp / "no.csv",
                             {**cfg, "screen": {"oversample": 3, "preview_steps": "fast"}}, seed=1, model=model,
                             options=options, screening_path=tmp / "no_s.csv", tensors_path=tmp / "tensors.h5")
+    with pytest.raises(ConfigError, match="restarts must be at least 0"):
+        discover_from_files(tmp / "latents.h5", tmp / "id_latents.h5", tmp / "no.h5", tmp / "no.csv",
+                            {**cfg, "screen": {"oversample": 3, "select": "set", "restarts": -1}}, seed=1, model=model,
+                            options=options, screening_path=tmp / "no_s.csv", tensors_path=tmp / "tensors.h5")
     assert not (tmp / "no.h5").exists() and not (tmp / "no_s.csv").exists()
