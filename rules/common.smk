@@ -8,8 +8,10 @@ from snakemake.utils import validate
 validate(config, schema="../config/schema.yaml")
 
 
+# {dataset} is one of the configured datasets, never results/base_model/ (whose sample shards
+# would otherwise also match rule sample_discovered's output pattern).
 wildcard_constraints:
-    dataset="[A-Za-z0-9_-]+",
+    dataset="|".join(config["datasets"]),
     demo="radiation|galaxies",
     set="samples|baseline_samples|base_samples",
     figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization|novelty_fidelity|jacobian|reproducibility",
