@@ -72,3 +72,12 @@ def test_a_typo_in_a_paper_config_is_rejected():
     bad["diffusion"]["n_inv_steps"] = 80
     with pytest.raises(Exception, match="n_inv_steps"):
         validate(bad, schema=SCHEMA)
+
+
+def test_a_dataset_named_like_the_shared_model_folder_is_rejected():
+    config = merged(CONFIG / "config.yaml")
+    config["datasets"]["base_model"] = copy.deepcopy(config["datasets"]["radiation"])
+    with pytest.raises(Exception, match="base_model"):
+        validate(config, schema=SCHEMA)
+    config["datasets"]["base_models"] = config["datasets"].pop("base_model")  # only that one name
+    validate(config, schema=SCHEMA)
