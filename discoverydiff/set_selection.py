@@ -104,10 +104,12 @@ def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | N
     return np.stack(out, 1)
 
 
-def _descend(objective, keep: np.ndarray, max_swaps: int) -> tuple[np.ndarray, float, int]:
-    """Best-improvement swap descent from ``keep``: (end point, its objective, swaps made)."""
+def _descend(objective, keep: np.ndarray, max_swaps: int, best: float | None = None) -> tuple[np.ndarray, float, int]:
+    """Best-improvement swap descent from ``keep`` (objective ``best``, computed when None):
+    (end point, its objective, swaps made)."""
     keep = keep.copy()
-    best = float(objective(keep[None].astype(float))[0])
+    if best is None:
+        best = float(objective(keep[None].astype(float))[0])
     swaps, n_keep, n = 0, int(keep.sum()), len(keep)
     while swaps < max_swaps and 0 < n_keep < n:
         inside, outside = np.flatnonzero(keep), np.flatnonzero(~keep)
@@ -155,7 +157,7 @@ def select_set(candidates: MapSums, targets: MapSums, start: np.ndarray, n_draws
         return np.where(np.isfinite(value), value, np.inf)
 
     first = float(objective(start[None].astype(float))[0])
-    keep, best, swaps = _descend(objective, start, max_swaps)
+    keep, best, swaps = _descend(objective, start, max_swaps, first)
     won = 0
     if 0 < n_keep < n:
         for attempt in range(1, int(restarts) + 1):
