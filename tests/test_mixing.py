@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from discoverydiff.discovery.mixing import main, mixing_table, pair_mixtures
 from discoverydiff.errors import InputError
 from discoverydiff.ingest import ingest_dataset
-from discoverydiff.mixing import main, mixing_table, pair_mixtures
 from discoverydiff.physical import real_physical_maps
 from discoverydiff.stats.onepoint import pdf_moments
 from discoverydiff.store import read_tensor_file, write_tensor_file

@@ -429,7 +429,7 @@ def test_record_kinds_and_labels():
 
 
 def test_novelty_fidelity_sweep_and_figure(field_tree, tmp_path):
-    from discoverydiff.sweep import novelty_fidelity_sweep
+    from discoverydiff.discovery.sweep import novelty_fidelity_sweep
 
     results = field_tree["results"]
     rng = np.random.default_rng(7)

@@ -8,10 +8,10 @@ import torch
 from discoverydiff.demo import gaussian_random_field
 from discoverydiff.diffusion import DDIMSettings
 from discoverydiff.discovery import discover_from_files
+from discoverydiff.discovery.screening import STATISTICS, map_statistics, preview, screen_scores, select
 from discoverydiff.engine import RunOptions, invert_tensor_file, sample_base_model
 from discoverydiff.errors import ConfigError
 from discoverydiff.models import analytic_model
-from discoverydiff.screening import STATISTICS, map_statistics, preview, screen_scores, select
 from discoverydiff.store import read_attrs, read_tensor_file, write_tensor_file
 
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from discoverydiff.demo import gaussian_random_field
-from discoverydiff.set_selection import SET_STATISTICS, map_sums, pooled_statistics, select_set
+from discoverydiff.discovery.set_selection import SET_STATISTICS, map_sums, pooled_statistics, select_set
 from discoverydiff.stats.power import fit_power_law, radial_power_spectrum, slope_fit_range
 
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from discoverydiff.discovery.sweep import novelty_fidelity_sweep
 from discoverydiff.store import write_csv_atomic
-from discoverydiff.sweep import novelty_fidelity_sweep
 from discoverydiff.workflow import engine_from_params, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)

@@ -17,7 +17,7 @@ def plot_novelty_fidelity(sweep_csv, comparison_csv, out_stem, kind: str = "fiel
 
     Parameters
     ----------
-    sweep_csv : table of :func:`discoverydiff.sweep.novelty_fidelity_sweep` (one row per knob value).
+    sweep_csv : table of :func:`discoverydiff.discovery.sweep.novelty_fidelity_sweep` (one row per knob value).
     comparison_csv : the dataset's ``comparison.csv``: the held-out targets (what real new members
         score), the base-model and fine-tuned sets and the run's discovered set as reference points.
     out_stem : str or Path
@@ -30,7 +30,7 @@ def plot_novelty_fidelity(sweep_csv, comparison_csv, out_stem, kind: str = "fiel
         Sidecar: ``set`` (``sweep`` or a reference set), ``value`` (the knob's value), ``fidelity``,
         ``near_copy_share``, ``novelty_w1``.
     """
-    from ..sweep import fidelity_distance
+    from ..discovery.sweep import fidelity_distance
 
     sweep = pd.read_csv(sweep_csv)
     comparison = pd.read_csv(comparison_csv)

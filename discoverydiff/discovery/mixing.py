@@ -14,7 +14,7 @@ have if the model decoded a mixture of latents exactly into the mixture of the m
 ceiling for the discovered set, beside the sets the workflow made. Run it on one dataset's
 results::
 
-    python -m discoverydiff.mixing results/radiation [--out mixing.csv]
+    python -m discoverydiff.discovery.mixing results/radiation [--out mixing.csv]
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .discovery import PairCandidates, References
-from .errors import InputError
-from .physical import real_physical_maps, to_physical_maps
-from .stats.onepoint import pdf_moments
-from .store import read_attrs, read_tensor_file
+from ..errors import InputError
+from ..physical import real_physical_maps, to_physical_maps
+from ..stats.onepoint import pdf_moments
+from ..store import read_attrs, read_tensor_file
+from .candidates import PairCandidates
+from .geometry import References
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def mixing_table(results_dir, min_weights=(0.05, 0.15, 0.25, 0.35, 0.45), draws:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m discoverydiff.mixing", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m discoverydiff.discovery.mixing", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", help="one dataset's results folder (tensors.h5, discovered_latents.h5, samples)")
     ap.add_argument("--min-weight", type=float, nargs="+", default=[0.05, 0.15, 0.25, 0.35, 0.45])

@@ -26,7 +26,7 @@ directly, at a fraction of the cost of decoding them:
 5. with ``select="set"`` that choice is only the start: members are
    swapped for outsiders while the kept set's *pooled* preview statistics (one-point moments,
    W1 to the targets' pooled values, the mean spectrum's slope and distance) come closer to the
-   targets' previews' (:func:`discoverydiff.set_selection.select_set`), in the space the
+   targets' previews' (:func:`discoverydiff.discovery.set_selection.select_set`), in the space the
    comparison tables measure (the record's transformed values, e.g. log10 G0: an affine map of
    the model's values unless the record Gaussianizes). The comparison judges sets; a set of
    individually good maps can share an offset (measured on the demo's Gaussianized radiation
@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def map_statistics(images) -> pd.DataFrame:
     """
     from scipy import stats
 
-    from .stats.power import fit_power_law, radial_power_spectrum, slope_fit_range
+    from ..stats.power import fit_power_law, radial_power_spectrum, slope_fit_range
 
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4:
@@ -127,7 +127,7 @@ def select(score: np.ndarray, n_keep: int) -> np.ndarray:
 
 def preview(model, latents: torch.Tensor, t0: int, steps: int, options) -> np.ndarray:
     """Decode latents (N, C, H, W) with a ``steps``-step deterministic DDIM run from ``t0``."""
-    from .diffusion import DDIMSettings, ddim_generate, run_batched
+    from ..diffusion import DDIMSettings, ddim_generate, run_batched
 
     settings = DDIMSettings(int(t0), int(steps), 0.0)
     settings.sequence()  # validates
@@ -156,7 +156,7 @@ def comparison_space(images: np.ndarray, record=None) -> np.ndarray:
 
 def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=None, seed: int = 0,
                   restarts: int = 0):
-    """:func:`discoverydiff.set_selection.select_set` on previews, from the per-candidate choice."""
+    """:func:`discoverydiff.discovery.set_selection.select_set` on previews, from the per-candidate choice."""
     from .set_selection import map_sums, select_set
 
     cand, targ = comparison_space(candidate_images, record), comparison_space(target_images, record)

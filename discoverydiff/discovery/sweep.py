@@ -62,9 +62,10 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
     """
     import pandas as pd
 
-    from .discovery import TooFewAccepted, discover_from_files
-    from .engine import generate_tensor_file
-    from .stats import dataset_statistics
+    from ..engine import generate_tensor_file
+    from ..stats import dataset_statistics
+    from .files import discover_from_files
+    from .sampling import TooFewAccepted
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="novelty_sweep_") as tmp:

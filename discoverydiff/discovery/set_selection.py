@@ -3,7 +3,7 @@
 The comparison tables judge a *set* of samples by statistics of its pooled values and of its
 mean power spectrum: the one-point PDF (W1 distance and four moments) and the spectrum's
 slope and log distance. Keeping the candidates that are each closest to the targets' average
-map (:func:`discoverydiff.screening.screen_scores`) does not make a set whose pooled statistics
+map (:func:`discoverydiff.discovery.screening.screen_scores`) does not make a set whose pooled statistics
 are closest: measured on the demo's Gaussianized radiation maps, the decoded previews of two
 targets' mixtures sit below the targets' mean level, and a set of individually good maps then
 shares that offset. This module searches for the set itself.
@@ -59,8 +59,8 @@ def map_sums(maps, lo: float, hi: float, shift: float, bins: int = 1024) -> MapS
     """:class:`MapSums` of maps (N, H, W) on a grid of ``bins`` over [lo, hi], which should hold
     every value (:class:`~discoverydiff.stats.onepoint.ValueGrid`; values outside it are left
     out of the histograms)."""
-    from .stats.onepoint import ValueGrid
-    from .stats.power import radial_power_spectrum, slope_fit_range
+    from ..stats.onepoint import ValueGrid
+    from ..stats.power import radial_power_spectrum, slope_fit_range
 
     x = np.asarray(maps, dtype=np.float64)
     if x.ndim != 3:
@@ -82,7 +82,7 @@ def pooled_statistics(maps: MapSums, weights: np.ndarray, reference: MapSums | N
     ``pdf_w1`` (to the reference's pooled values, on the grid) and ``power_distance`` (mean
     |log10 P - log10 P_ref| over the fit bins) need ``reference`` (all of its maps), else NaN.
     """
-    from .stats.onepoint import moments_from_power_sums
+    from ..stats.onepoint import moments_from_power_sums
 
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     s = w @ maps.sums
