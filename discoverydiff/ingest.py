@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import functools
 import glob
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .io import RawField, read_raw_fields
 from .normalize import check_domain, fit_normalization
-from .store import SPLIT_FEWSHOT, SPLIT_HELDOUT, TensorFileWriter, atomic_path
+from .store import SPLIT_FEWSHOT, SPLIT_TEST, SPLIT_UNUSED, SPLIT_VALIDATION, SPLITS, TensorFileWriter, atomic_path
 from .units import parse_unit, unit_string
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class DatasetSpec:
     normalize: dict = field(default_factory=lambda: {"transform": "log10"})
     channels: str = "identity"
     n_fewshot: int = 16
+    n_validation: int = 16
+    n_test: int | None = None
     on_bad_input: str = "fail"
     catalogue: dict | None = None
 
@@ -80,6 +83,28 @@ class DatasetSpec:
             raise ConfigError(f"{where}.on_bad_input must be 'fail' or 'skip', got {self.on_bad_input!r}")
         if self.n_fewshot < 1:
             raise ConfigError(f"{where}.n_fewshot must be at least 1, got {self.n_fewshot}")
+        if self.n_validation < 0:
+            raise ConfigError(f"{where}.n_validation must be at least 0, got {self.n_validation}")
+        if self.n_test is not None and self.n_test < 1:
+            raise ConfigError(f"{where}.n_test must be at least 1 (or null: every map left), got {self.n_test}")
+
+    def draw_split(self, name: str, n: int, seed: int) -> np.ndarray:
+        """The split label of each of ``n`` maps, drawn by ``seed``: ``n_fewshot`` few-shot maps, then
+        ``n_validation`` validation maps, then ``n_test`` test maps (default: all the rest), the rest
+        ``unused``. The few-shot maps are the first ``n_fewshot`` of one seeded permutation, so they do
+        not depend on the other sizes."""
+        where = f"datasets.{name}"
+        n_test = n - self.n_fewshot - self.n_validation if self.n_test is None else self.n_test
+        if n_test < 1 or self.n_fewshot + self.n_validation + n_test > n:
+            raise ConfigError(f"{where}: {n} map(s) were ingested, too few for n_fewshot = {self.n_fewshot}, "
+                              f"n_validation = {self.n_validation} and n_test = {self.n_test or 'the rest'} "
+                              "(at least one test map); lower them or add maps")
+        order = np.random.default_rng(seed).permutation(n)
+        split = np.full(n, SPLIT_UNUSED, dtype=object)
+        bounds = np.cumsum([0, self.n_fewshot, self.n_validation, n_test])
+        for label, lo, hi in zip((SPLIT_FEWSHOT, SPLIT_VALIDATION, SPLIT_TEST), bounds[:-1], bounds[1:]):
+            split[order[lo:hi]] = label
+        return split
 
 
 def match_inputs(spec: DatasetSpec, base_dir: str | Path = ".") -> list[tuple[Path, dict]]:
@@ -311,7 +336,7 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
     model_channels : int
         Channels of the model (3 for the RGB models of the paper).
     seed : int
-        Seeds the few-shot / held-out split.
+        Seeds the few-shot / validation / test split (:meth:`DatasetSpec.draw_split`).
     base_dir : str or Path
         Relative input patterns are resolved from here.
     provenance : dict, optional
@@ -378,13 +403,9 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
         n = len(names)
         if not n:
             raise InputError(spec.inputs[0]["pattern"], f"every one of {len(files)} file(s) was rejected")
-        if spec.n_fewshot >= n:
-            raise ConfigError(f"datasets.{name}.n_fewshot = {spec.n_fewshot} leaves no held-out image: "
-                              f"only {n} map(s) were ingested")
-        rng = np.random.default_rng(seed)
-        split = np.full(n, SPLIT_HELDOUT, dtype=object)
-        split[rng.permutation(n)[:spec.n_fewshot]] = SPLIT_FEWSHOT
+        split = spec.draw_split(name, n, seed)
         fewshot = split == SPLIT_FEWSHOT
+        sizes = {label: int((split == label).sum()) for label in SPLITS}
         geometry = {
             "crop": "center-square", "crop_fraction": spec.crop_fraction, "crop_pixels": spec.crop_pixels,
             "resample": spec.resample, "resolution": resolution, "source_shapes": sorted(source_shapes),
@@ -399,8 +420,9 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                       "band_scales": [float(s) for s in lup.get("band_scales", [1.0, 1.0, 1.0])]}
             if staging.row_shape[0] != 3:
                 raise ConfigError(f"datasets.{name}: the lupton transform needs 3 bands, got {staging.row_shape[0]}")
-        # Fitted on the few-shot maps alone (exact percentiles; memory grows with n_fewshot, not
-        # with the dataset); the clipped shares of the whole dataset are counted as it is written.
+        # Fitted on the few-shot maps alone (exact percentiles; memory grows with n_fewshot, not with the
+        # dataset), and its clipped shares are theirs: the record travels into every later file, which must
+        # not depend on the validation or test maps. The other splits' shares are counted as they are written.
         record = fit_normalization(
             staging.rows(np.flatnonzero(fewshot)), transform, params,
             percentiles=tuple(norm_cfg.get("percentiles", (0.5, 99.5))),
@@ -410,10 +432,11 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
             model_channels=model_channels, geometry=geometry, fitted_on=SPLIT_FEWSHOT,
             gaussianize=norm_cfg.get("gaussianize", False),
         )
-        attrs = {"dataset": name, "normalization": None, "seed": int(seed), "n_fewshot": int(spec.n_fewshot),
-                 "wcs": wcs.result(), **(provenance or {})}
+        attrs = {"dataset": name, "normalization": None, "seed": int(seed), "n_fewshot": sizes[SPLIT_FEWSHOT],
+                 "n_validation": sizes[SPLIT_VALIDATION], "n_test": sizes[SPLIT_TEST], "wcs": wcs.result(),
+                 **(provenance or {})}
         y_channels = record.to_model_channels(np.zeros((1, staging.row_shape[0], 1, 1))).shape[1]
-        counts = {"clipped": 0, "lost": 0, SPLIT_FEWSHOT: 0, SPLIT_HELDOUT: 0}
+        counts = {"clipped": 0, "lost": 0, **dict.fromkeys(SPLITS, 0)}
         # chunks of about 256 KB: one row per chunk at 256 px; 21 rows at 3x32x32 (random reads stay
         # cheap, and HDF5's chunk index does not grow per row: measured 50 MB at 10,000 rows of 32 px)
         chunk_rows = max(1, 2**18 // (4 * y_channels * resolution * resolution))
@@ -429,24 +452,26 @@ def ingest_dataset(name: str, cfg: dict, tensors_path, rejected_path, resolution
                 clipped[start:stop] = record.to_model_channels(mask).astype(np.uint8)
                 counts["clipped"] += int(mask.sum())
                 counts["lost"] += int(lost.sum())
-                for label in (SPLIT_FEWSHOT, SPLIT_HELDOUT):
+                for label in SPLITS:
                     counts[label] += int(mask[split[start:stop] == label].sum())
             per_map = int(np.prod(staging.row_shape))
-            record.clipped_fraction = counts["clipped"] / (n * per_map)
-            record.transform_clipped_fraction = counts["lost"] / (n * per_map)
             if transform == "lupton":
-                _check_lupton_loss(name, record, float(lup.get("max_clipped_share", LUPTON_MAX_CLIPPED_SHARE)))
+                _check_lupton_loss(name, record, counts["lost"] / (n * per_map),
+                                   float(lup.get("max_clipped_share", LUPTON_MAX_CLIPPED_SHARE)))
             out.attrs["normalization"] = record.to_json()
+            out.attrs["clipped_share"] = json.dumps({"all": counts["clipped"] / (n * per_map),
+                                                     **{label: counts[label] / (per_map * sizes[label])
+                                                        for label in SPLITS if sizes[label]}})
             out.add_dataset("split", np.array(list(split), dtype=object))
     finally:
         staging.close()
     _write_rejected(rejected_path, rejected)
-    log.info("%s: %d maps (%d few-shot, %d held-out), %d rejected; %s lo=%s hi=%s %s (percentiles of the "
-             "few-shot maps); clipped %.3g%% of pixels (few-shot %.3g%%, held-out %.3g%%, in the transform "
-             "%.3g%%), kept in tensors.h5 'clipped'", name, n, spec.n_fewshot, n - spec.n_fewshot, len(rejected),
-             transform, [round(v, 4) for v in record.lo], [round(v, 4) for v in record.hi], record.units,
-             100 * record.clipped_fraction, 100 * counts[SPLIT_FEWSHOT] / (per_map * spec.n_fewshot),
-             100 * counts[SPLIT_HELDOUT] / (per_map * (n - spec.n_fewshot)), 100 * record.transform_clipped_fraction)
+    log.info("%s: %d maps (%d few-shot, %d validation, %d test, %d unused), %d rejected; %s lo=%s hi=%s %s "
+             "(percentiles of the few-shot maps); clipped %.3g%% of all pixels (few-shot %.3g%%, in the transform "
+             "%.3g%%), kept in tensors.h5 'clipped'", name, n, sizes[SPLIT_FEWSHOT], sizes[SPLIT_VALIDATION],
+             sizes[SPLIT_TEST], sizes[SPLIT_UNUSED], len(rejected), transform, [round(v, 4) for v in record.lo],
+             [round(v, 4) for v in record.hi], record.units, 100 * counts["clipped"] / (n * per_map),
+             100 * record.clipped_fraction, 100 * record.transform_clipped_fraction)
     return IngestResult(n, len(rejected), rejected, record, tensors_path, rejected_path)
 
 
@@ -547,9 +572,8 @@ class _WcsTracker:
         return self.first or None
 
 
-def _check_lupton_loss(name: str, record, limit: float) -> None:
-    """Refuse a Lupton normalization that loses more than ``limit`` of the band-pixels."""
-    share = record.transform_clipped_fraction
+def _check_lupton_loss(name: str, record, share: float, limit: float) -> None:
+    """Refuse a Lupton normalization that loses more than ``limit`` of the band-pixels (``share``, of all maps)."""
     if share <= limit:
         return
     p = record.params

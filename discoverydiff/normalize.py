@@ -256,9 +256,10 @@ class NormalizationRecord:
     model_channels : int
         Channels the diffusion model sees.
     clipped_fraction : float
-        Share of source-channel pixels of the whole dataset that were clipped: outside
-        [-1, 1], or lost inside the transform (Lupton). Equals the mean of the ``clipped``
-        mask ingest stores.
+        Share of the source-channel pixels of the maps the record was fitted on (the few-shot
+        maps) that were clipped: outside [-1, 1], or lost inside the transform (Lupton). The
+        record travels into every later file, so it depends on those maps alone; ingest keeps
+        every split's share in tensors.h5's ``clipped_share`` and the pixels in ``clipped``.
     transform_clipped_fraction : float
         The part of it lost inside the transform itself (Lupton's zeroed and saturated
         band-pixels); 0 for the other transforms.

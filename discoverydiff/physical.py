@@ -321,7 +321,7 @@ def history_lines(record: NormalizationRecord, attrs: dict, clipped: np.ndarray)
                   f"({len(record.gaussianize['knots'][0])} knots in DDNORM; lo and hi are normal scores)")
     lines.append(f"Normalized: y = 2 (T(x) - lo) / (hi - lo) - 1, T = {record.transform}{scores}, lo = {record.lo}, "
                  f"hi = {record.hi} ({bounds}), clipped to [-1, 1]; at ingest "
-                 f"{100 * record.clipped_fraction:.3g}% of the dataset's pixels were clipped"
+                 f"{100 * record.clipped_fraction:.3g}% of the {record.fitted_on} maps' pixels were clipped"
                  + (f" ({100 * record.transform_clipped_fraction:.3g}% inside the transform)"
                     if record.transform_clipped_fraction else "") + ".")
     kind = attrs.get("kind", "rows")

@@ -21,7 +21,7 @@ few dozen samples is limited by their number alone).
 
 Held-out source images: for ``model.source_images`` of kind ``natural_patches`` (the demo
 model's domain) new patches with a seed the training never used; for kind ``tensors`` the
-file's ``heldout`` split (all rows when it has no split). A published checkpoint whose
+file's ``test`` split (all rows when it has no split). A published checkpoint whose
 training images are not at hand gets the pixel checks only, unless ``model.source_images``
 names a tensor file of images from its domain.
 """
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .fidelity import DEFAULT_K, image_summary_features, knn_manifold_metrics, standardize_features
-from .store import SPLIT_HELDOUT, read_tensor_file
+from .store import SPLIT_TEST, read_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ def heldout_source_images(model_cfg: dict, seed: int, n: int) -> tuple[np.ndarra
         return source_images({"kind": kind, "n": n}, resolution, channels, int(seed) + HELDOUT_SEED_OFFSET)
     path = explicit["path"]
     ts = read_tensor_file(path)
-    if ts.split is not None and (ts.split == SPLIT_HELDOUT).any():
-        return ts.x[ts.split == SPLIT_HELDOUT], f"tensors({path}, split=heldout)"
+    if ts.split is not None and (ts.split == SPLIT_TEST).any():
+        return ts.x[ts.split == SPLIT_TEST], f"tensors({path}, split=test)"
     return ts.x, f"tensors({path})"
 
 

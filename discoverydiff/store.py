@@ -4,7 +4,7 @@ Layout (docs/formats.md):
 
 - dataset ``x``: float32, shape (N, C, H, W);
 - dataset ``names``: (N,) UTF-8, the source file and index of each row;
-- optional dataset ``split``: (N,) UTF-8, ``fewshot`` or ``heldout``;
+- optional dataset ``split``: (N,) UTF-8, ``fewshot``, ``validation``, ``test`` (or ``unused``);
 - dataset tensor files (``tensors.h5``) also hold ``physical``: float32 (N, C_source, H, W),
   the resampled maps in physical units before normalization (unclipped; attrs ``units``,
   ``channel_names``), and ``clipped``: uint8 (N, C, H, W) like ``x``, 1 where the value
@@ -36,8 +36,14 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 
+#: The splits of a dataset (tensors.h5 ``split``): the few-shot maps are the only ones any method sees,
+#: the validation maps the only ones settings are chosen on, the test maps are read by the statistics
+#: alone; rows beyond the configured sizes are ``unused``.
 SPLIT_FEWSHOT = "fewshot"
-SPLIT_HELDOUT = "heldout"
+SPLIT_VALIDATION = "validation"
+SPLIT_TEST = "test"
+SPLIT_UNUSED = "unused"
+SPLITS = (SPLIT_FEWSHOT, SPLIT_VALIDATION, SPLIT_TEST, SPLIT_UNUSED)
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
@@ -273,7 +279,7 @@ class TensorSet:
     split: np.ndarray | None = None
 
     def subset(self, which: str) -> TensorSet:
-        """Rows of one split (``fewshot`` or ``heldout``)."""
+        """Rows of one split (``fewshot``, ``validation`` or ``test``)."""
         if self.split is None:
             raise ValueError("this tensor set has no split")
         keep = self.split == which
@@ -323,6 +329,15 @@ def read_tensor_file(path, split: str | None = None) -> TensorSet:
             raise InputError(path, f"asked for split {split!r} but the file has no 'split' dataset")
         out = out.subset(split)
     return out
+
+
+def split_counts(path) -> dict[str, int]:
+    """Rows of each split of a tensor file (``{}`` without a ``split`` dataset)."""
+    with _open_checked(path) as h5:
+        if "split" not in h5:
+            return {}
+        labels, counts = np.unique(_labels(h5), return_counts=True)
+    return {str(label): int(count) for label, count in zip(labels, counts)}
 
 
 def has_dataset(path, name: str) -> bool:

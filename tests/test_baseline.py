@@ -26,7 +26,7 @@ def test_finetune_trains_a_copy_and_samples(tmp_path):
     rng = np.random.default_rng(0)
     x = np.tanh(rng.normal(size=(6, 3, 8, 8))).astype(np.float32)
     images = write_tensor_file(tmp_path / "t.h5", x, [f"i{k}" for k in range(6)], "images",
-                               {"normalization": None, "dataset": "d"}, split=["fewshot"] * 4 + ["heldout"] * 2)
+                               {"normalization": None, "dataset": "d"}, split=["fewshot"] * 4 + ["test"] * 2)
     model = _tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     finetune_and_sample(model, images, tmp_path / "b.h5", DDIMSettings(900, 5), RunOptions(batch_size=4),

@@ -28,7 +28,7 @@ def setup(tmp_path):
     record = fit_normalization(physical, "log10", percentiles=(0, 100), units=["Habing"], channel_names=["G0"],
                                channel_mode="replicate")
     x, _ = record.to_normalized(physical)
-    split = ["fewshot"] * 7 + ["heldout"] * 3
+    split = ["fewshot"] * 7 + ["test"] * 3
     images = write_tensor_file(tmp_path / "tensors.h5", x, [f"m{i}" for i in range(10)], "images",
                                {"normalization": record.to_json(), "dataset": "d", "wcs": {"CTYPE1": "RA---TAN"}},
                                split=split)

@@ -43,7 +43,7 @@ def _decals_cubes(directory: Path, rng, n=20, size=64) -> np.ndarray:
 def _decals_cfg(directory: Path, **lupton) -> dict:
     return {"inputs": [{"format": "fits", "pattern": str(directory / "*.fits"), "cube_axis": "channels"}],
             "normalize": {"transform": "lupton", "lo": 0, "hi": 1, "lupton": {**DECALS, **lupton}},
-            "resample": "box", "n_fewshot": 8}
+            "resample": "box", "n_fewshot": 8, "n_validation": 1}
 
 
 def _ingest(tmp_path, cfg, name="decals", resolution=32):
@@ -72,7 +72,9 @@ def test_lupton_clipping_is_counted_kept_and_flagged(tmp_path, rng):
     x = read_tensor_file(tensors).x
     assert mask.dtype == np.uint8 and mask.shape == x.shape
     assert record.clipped_fraction >= 0.05
-    assert abs(record.clipped_fraction - mask.mean()) <= 0.005
+    split = read_tensor_file(tensors).split  # the record's shares are the few-shot maps' it was fitted on
+    assert abs(record.clipped_fraction - mask[split == "fewshot"].mean()) <= 0.005
+    assert read_attrs(tensors)["clipped_share"]["all"] == pytest.approx(mask.mean())
     assert record.transform_clipped_fraction == pytest.approx(record.clipped_fraction)  # lo, hi = 0, 1
     # the unclipped maps are kept beside the tensors: the sky stays unbiased, the core at 5
     kept = read_rows(tensors, "physical").astype(np.float64)
@@ -109,21 +111,22 @@ def test_lupton_refuses_a_lossy_stretch_naming_both_options(tmp_path, rng):
     cfg["normalize"] = {"transform": "asinh", "softening": softening, "percentiles": [0, 100]}
     result, tensors = _ingest(tmp_path / "asinh", cfg)
     assert result.record.transform_clipped_fraction == 0
-    # percentiles of the few-shot maps only, so only held-out pixels can fall outside
+    # percentiles of the few-shot maps only, so only validation and test pixels can fall outside
     split = read_tensor_file(tensors).split
     assert read_rows(tensors, "clipped", "fewshot").sum() == 0
     kept = read_rows(tensors, "physical").astype(np.float64)
     back = result.record.to_physical(read_tensor_file(tensors).x)
     keep = ~read_rows(tensors, "clipped").astype(bool)
     np.testing.assert_allclose(back[keep], kept[keep], rtol=1e-4, atol=1e-6)
-    assert (split == "heldout").sum() == 2
+    assert (split == "validation").sum() == 1 and (split == "test").sum() == 1
 
 
 def test_hst_stis_counts_ingest_with_the_dataset_units(tmp_path, caplog):
     assert fits.getheader(STIS_RAW, 1)["BUNIT"] == "COUNTS"
     cfg = {"inputs": [{"format": "fits", "pattern": str(STIS_RAW), "hdu": 1},
                       {"format": "fits", "pattern": str(STIS_RAW), "hdu": 4}],
-           "normalize": {"transform": "asinh"}, "crop": {"pixels": 44}, "channels": "replicate", "n_fewshot": 1}
+           "normalize": {"transform": "asinh"}, "crop": {"pixels": 44}, "channels": "replicate", "n_fewshot": 1,
+           "n_validation": 0}
     with pytest.raises(InputError, match="'COUNTS' is not a unit astropy understands.*units: count"):
         _ingest(tmp_path / "plain", cfg, name="stis", resolution=22)
     with caplog.at_level(logging.WARNING, logger="discoverydiff.ingest"):
@@ -154,7 +157,7 @@ def test_wcs_with_sip_and_date_survives_crop_and_resampling(tmp_path, rng):
     for i in range(3):
         fits.PrimaryHDU(np.exp(rng.normal(size=(60, 80))), header=_sip_header()).writeto(d / f"m{i}.fits")
     cfg = {"inputs": [{"format": "fits", "pattern": str(d / "*.fits")}], "crop": {"pixels": 48},
-           "normalize": {"transform": "log10"}, "channels": "replicate", "n_fewshot": 1}
+           "normalize": {"transform": "log10"}, "channels": "replicate", "n_fewshot": 1, "n_validation": 1}
     _, tensors = _ingest(tmp_path, cfg, name="cosmos", resolution=20)
     out = tmp_path / "maps.fits"
     physical.export_physical(tensors, out)
@@ -179,7 +182,7 @@ def test_differing_wcs_is_dropped_with_a_logged_reason(tmp_path, rng, caplog):
         header["CRVAL1"] = 150.1 + 0.01 * i
         fits.PrimaryHDU(np.exp(rng.normal(size=(40, 40))), header=header).writeto(d / f"m{i}.fits")
     cfg = {"inputs": [{"format": "fits", "pattern": str(d / "*.fits")}],
-           "normalize": {"transform": "log10"}, "channels": "replicate", "n_fewshot": 1}
+           "normalize": {"transform": "log10"}, "channels": "replicate", "n_fewshot": 1, "n_validation": 1}
     with caplog.at_level(logging.WARNING, logger="discoverydiff.ingest"):
         _, tensors = _ingest(tmp_path, cfg, name="mosaic", resolution=20)
     assert read_attrs(tensors)["wcs"] is None
@@ -220,7 +223,7 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     from discoverydiff.store import write_tensor_file
 
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}], "channels": "replicate",
-           "normalize": {"transform": "log10", "percentiles": [5, 95]}, "n_fewshot": 5}
+           "normalize": {"transform": "log10", "percentiles": [5, 95]}, "n_fewshot": 5, "n_validation": 1}
     result, tensors = _ingest(tmp_path, cfg, name="clouds", resolution=16)
     record = result.record
     images = read_tensor_file(tensors)
@@ -228,20 +231,22 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     samples[:, :, :2] = 1.0  # two rows of every sample stored at the upper clip bound
     attrs = {"normalization": images.attrs["normalization"], "model": "test"}
     write_tensor_file(tmp_path / "samples.h5", samples, [f"s{i}" for i in range(4)], "samples", attrs)
-    comparison, _, _ = dataset_statistics(tensors, {"samples": tmp_path / "samples.h5"}, "field")
-    share = comparison[comparison["statistic"] == "clipped_share"].set_index("set")["value"]
-    assert sorted(share.index) == ["discovered", "fewshot", "heldout"]  # the samples file is the discovered set
+    comparison = dataset_statistics(tensors, {"samples": tmp_path / "samples.h5"}, "field",
+                                    {"permutations": 0}).comparison
+    share = comparison[comparison["statistic"] == "clipped_share"].set_index("set")
+    assert sorted(share.index) == ["discovered", "fewshot", "validation"]  # the samples file is the discovered set
     mask = read_rows(tensors, "clipped")[:, 0].astype(bool)
-    assert share["fewshot"] == pytest.approx(mask[images.split == "fewshot"].mean())
-    assert share["heldout"] == pytest.approx(mask[images.split == "heldout"].mean()) and share["heldout"] > 0
-    assert share["discovered"] == pytest.approx(((np.abs(samples[:, 0]) >= 1 - 1e-6)).mean())
-    # the real targets' PDF distance is between their unclipped values (scipy's W1, to within the
-    # width of a bin of the streamed histograms: the few-shot log range over PDF_BINS)
+    assert share.loc["fewshot", "value"] == pytest.approx(mask[images.split == "fewshot"].mean())
+    test_share = mask[images.split == "test"].mean()
+    assert share.loc["fewshot", "real_value"] == pytest.approx(test_share) and test_share > 0  # the test maps'
+    assert share.loc["discovered", "value"] == pytest.approx(((np.abs(samples[:, 0]) >= 1 - 1e-6)).mean())
+    # the real maps' PDF distance is between their unclipped values (scipy's W1, to within the width of a
+    # bin of the streamed histograms: the real maps' log range over PDF_BINS)
     kept = np.log10(read_rows(tensors, "physical")[:, 0].astype(np.float64))
-    w1 = comparison.query("set == 'heldout' and statistic == 'pdf_w1_log10'")["value"].item()
-    fewshot = kept[images.split == "fewshot"]
-    exact = wasserstein_distance(kept[images.split == "heldout"].ravel(), fewshot.ravel())
-    assert abs(w1 - exact) <= (fewshot.max() - fewshot.min()) / PDF_BINS and abs(w1 - exact) < 1e-3 * exact
+    w1 = comparison.query("set == 'fewshot' and statistic == 'pdf_w1_log10'")["value"].item()
+    test = kept[images.split == "test"]
+    exact = wasserstein_distance(kept[images.split == "fewshot"].ravel(), test.ravel())
+    assert abs(w1 - exact) <= (test.max() - test.min()) / PDF_BINS and abs(w1 - exact) < 1e-3 * exact
     # and the PDF figure's few-shot histogram reaches past the record's lo/hi
     files = plot_pdfs(tensors, {"samples": tmp_path / "samples.h5"}, tmp_path / "pdfs")
     import pandas as pd

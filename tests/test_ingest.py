@@ -26,7 +26,7 @@ def _ingest(tmp_path, cfg, **kw):
 def _field_cfg(fits_dir, **extra):
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}],
            "normalize": {"transform": "log10", "percentiles": [0, 100]},
-           "channels": "replicate", "n_fewshot": 5}
+           "channels": "replicate", "n_fewshot": 5, "n_validation": 1}
     cfg.update(extra)
     return cfg
 
@@ -38,7 +38,8 @@ def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps
     ts = read_tensor_file(out / "tensors.h5")
     assert ts.x.shape == (8, 3, 16, 16) and ts.x.dtype == np.float32
     assert ts.x.min() == pytest.approx(-1) and ts.x.max() == pytest.approx(1)
-    assert (ts.split == "fewshot").sum() == 5 and (ts.split == "heldout").sum() == 3
+    assert (ts.split == "fewshot").sum() == 5 and (ts.split == "validation").sum() == 1
+    assert (ts.split == "test").sum() == 2 and ts.attrs["n_test"] == 2
     assert ts.attrs["kind"] == "images" and ts.attrs["seed"] == 7
     assert ts.attrs["wcs"]["CTYPE1"] == "RA---TAN"  # shared WCS kept for the physical stage
     record = NormalizationRecord.from_json(ts.attrs["normalization"])
@@ -54,14 +55,18 @@ def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps
     fewshot = np.log10(expected[ts.split == "fewshot"])
     assert record.fitted_on == "fewshot"
     assert record.lo == [pytest.approx(fewshot.min())] and record.hi == [pytest.approx(fewshot.max())]
-    # every clipped pixel is in the mask, and the record's share is the mask's mean
+    # every clipped pixel is in the mask; the record's share is the few-shot rows' (percentiles 0-100: none),
+    # every split's share is in the file's attrs
     mask = read_rows(out / "tensors.h5", "clipped")
     assert mask.dtype == np.uint8 and mask.shape == ts.x.shape
     logs = np.log10(stored.astype(np.float64))
     outside = (logs < record.lo[0]) | (logs > record.hi[0])
     np.testing.assert_array_equal(mask[:, 0].astype(bool), outside[:, 0])
     assert (mask == mask[:, :1]).all()  # replicate: one mask per field, on every model channel
-    assert record.clipped_fraction == pytest.approx(mask.mean()) and record.clipped_fraction > 0
+    assert record.clipped_fraction == pytest.approx(mask[ts.split == "fewshot"].mean()) == 0
+    shares = ts.attrs["clipped_share"]
+    assert shares["all"] == pytest.approx(mask.mean()) and shares["all"] > 0
+    assert shares["test"] == pytest.approx(mask[ts.split == "test"].mean())
     back = record.to_physical(ts.x)
     np.testing.assert_allclose(back[~outside], expected[~outside], rtol=1e-5)
     with open(out / "rejected.csv") as fh:
@@ -83,7 +88,7 @@ def test_units_are_converted_to_the_dataset_unit(tmp_path, lognormal_maps):
         hdu = fits.PrimaryHDU(lognormal_maps[i] * factor)
         hdu.header["BUNIT"] = unit
         hdu.writeto(d / f"{i}.fits")
-    _, out = _ingest(tmp_path, _field_cfg(d, n_fewshot=1, units="Habing"))
+    _, out = _ingest(tmp_path, _field_cfg(d, n_fewshot=1, n_validation=0, units="Habing"))
     ts = read_tensor_file(out / "tensors.h5")
     assert NormalizationRecord.from_json(ts.attrs["normalization"]).units == ["Habing"]
     back = read_rows(out / "tensors.h5", "physical")
@@ -93,7 +98,7 @@ def test_units_are_converted_to_the_dataset_unit(tmp_path, lognormal_maps):
     hdu.header["BUNIT"] = "K"
     hdu.writeto(d / "2.fits")
     with pytest.raises(InputError, match="'K', which does not convert to the dataset's unit 'Habing'"):
-        _ingest(tmp_path / "again", _field_cfg(d, n_fewshot=1, units="Habing"))
+        _ingest(tmp_path / "again", _field_cfg(d, n_fewshot=1, n_validation=0, units="Habing"))
 
 
 def _write_bad(d, case, good):
@@ -151,7 +156,7 @@ def test_empty_pattern_and_missing_hdf5_key(tmp_path, fits_dir):
     with h5py.File(tmp_path / "s.h5", "w") as h5:
         h5["NH"] = np.ones((3, 8, 8))
     cfg = {"inputs": [{"format": "hdf5", "pattern": str(tmp_path / "s.h5"), "dataset": "G0"}],
-           "channels": "replicate", "n_fewshot": 1}
+           "channels": "replicate", "n_fewshot": 1, "n_validation": 1}
     with pytest.raises(InputError, match="has no dataset 'G0'"):
         _ingest(tmp_path, cfg)
     assert not (tmp_path / "results" / "tensors.h5").exists()
@@ -168,11 +173,29 @@ def test_hdf5_and_fits_sources_combine(tmp_path, fits_dir, lognormal_maps):
     assert ts.x.shape[0] == 11 and ts.names[-1].endswith("stack.h5[2]")
 
 
-def test_n_fewshot_must_leave_a_heldout_set(tmp_path, fits_dir):
-    with pytest.raises(ConfigError, match="n_fewshot = 8 leaves no held-out image"):
-        _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=8))
+def test_the_splits_must_leave_a_test_map(tmp_path, fits_dir):
+    with pytest.raises(ConfigError, match="8 map.*too few for n_fewshot = 7, n_validation = 1"):
+        _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=7))
+    with pytest.raises(ConfigError, match="n_test = 3"):
+        _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=5, n_test=3))
     # the maps were staged on disk before the count was known: nothing of them is left
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_split_sizes_and_the_few_shot_maps_do_not_depend_on_the_other_sizes(tmp_path, fits_dir):
+    _, out = _ingest(tmp_path / "a", _field_cfg(fits_dir, n_fewshot=3, n_validation=2, n_test=2))
+    first = read_tensor_file(out / "tensors.h5")
+    assert [int((first.split == s).sum()) for s in ("fewshot", "validation", "test", "unused")] == [3, 2, 2, 1]
+    _, out = _ingest(tmp_path / "b", _field_cfg(fits_dir, n_fewshot=3, n_validation=0))
+    second = read_tensor_file(out / "tensors.h5")
+    assert [int((second.split == s).sum()) for s in ("fewshot", "validation", "test")] == [3, 0, 5]
+    fewshot = [n for n, s in zip(first.names, first.split) if s == "fewshot"]
+    assert fewshot == [n for n, s in zip(second.names, second.split) if s == "fewshot"]
+    # the record, which travels into every later file, is fitted on and counts the few-shot maps alone
+    record = NormalizationRecord.from_json(first.attrs["normalization"])
+    assert record.clipped_fraction == 0.0 and record.fitted_on == "fewshot"
+    shares = first.attrs["clipped_share"]
+    assert set(shares) == {"all", "fewshot", "validation", "test", "unused"} and shares["fewshot"] == 0.0
 
 
 def test_ingest_memory_does_not_hold_the_dataset(tmp_path, fits_dir, monkeypatch):
@@ -217,7 +240,7 @@ def test_galaxy_cutouts_with_catalogue_query(tmp_path, galaxy_dir):
     cfg = {"inputs": [{"format": "image", "pattern": str(galaxy_dir / "images/*.jpg")}],
            "catalogue": {"path": str(galaxy_dir / "catalogue.csv"), "query": "`Class1.1` > 0.8"},
            "crop": {"fraction": 207 / 424}, "resample": "lanczos",
-           "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3}
+           "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3, "n_validation": 1}
     result, out = _ingest(tmp_path, cfg, resolution=23)
     ts = read_tensor_file(out / "tensors.h5")
     assert ts.x.shape == (5, 3, 23, 23)
@@ -266,6 +289,7 @@ def test_schema_defaults_match_the_library_defaults():
     assert props["resample"]["default"] == spec.resample
     assert props["channels"]["default"] == spec.channels
     assert props["n_fewshot"]["default"] == spec.n_fewshot
+    assert props["n_validation"]["default"] == spec.n_validation and props["n_test"]["default"] == spec.n_test
     assert props["on_bad_input"]["default"] == spec.on_bad_input
     assert props["crop"]["properties"]["fraction"]["default"] == spec.crop_fraction
     assert props["normalize"]["properties"]["transform"]["default"] == spec.normalize["transform"]

@@ -42,7 +42,7 @@ def test_mixture_of_independent_fields_has_the_cumulant_kurtosis(w):
 def _dataset(tmp_path, fits_dir, weights):
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}],
            "normalize": {"transform": "log10", "percentiles": [2, 98]}, "channels": "replicate",
-           "n_fewshot": 3}
+           "n_fewshot": 3, "n_validation": 1}
     root = tmp_path / "results"
     ingest_dataset("demo", cfg, root / "tensors.h5", root / "rejected.csv", resolution=16, seed=7)
     x = read_tensor_file(root / "tensors.h5", "fewshot").x

@@ -47,7 +47,8 @@ def tensors(tmp_path):
         hdu.header["BUNIT"] = "Habing"
         hdu.writeto(inputs / f"cloud_{i}.fits")
     cfg = {"inputs": [{"pattern": str(inputs / "*.fits"), "format": "fits"}],
-           "normalize": {"transform": "linear", "lo": 0.0, "hi": 100.0}, "crop": {"pixels": 40}, "n_fewshot": 1}
+           "normalize": {"transform": "linear", "lo": 0.0, "hi": 100.0}, "crop": {"pixels": 40}, "n_fewshot": 1,
+           "n_validation": 1}
     images = tmp_path / "tensors.h5"
     ingest_dataset("orion", cfg, images, tmp_path / "rejected.csv", resolution=20, model_channels=3,
                    provenance={"config_sha256": "0123456789abcdef" * 4})
@@ -234,7 +235,8 @@ def test_gaussianized_dataset_ingests_and_goes_back_to_physical_units(tmp_path):
         hdu.header["BUNIT"] = "Habing"
         hdu.writeto(inputs / f"map_{i}.fits")
     cfg = {"inputs": [{"pattern": str(inputs / "*.fits"), "format": "fits"}], "channels": "replicate",
-           "normalize": {"transform": "log10", "gaussianize": True, "percentiles": [0, 100]}, "n_fewshot": 3}
+           "normalize": {"transform": "log10", "gaussianize": True, "percentiles": [0, 100]}, "n_fewshot": 3,
+           "n_validation": 0}
     images = tmp_path / "tensors.h5"
     ingest_dataset("shadowed", cfg, images, tmp_path / "rejected.csv", resolution=16, model_channels=3)
     source = read_tensor_file(images)

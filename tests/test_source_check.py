@@ -48,14 +48,14 @@ def test_a_published_checkpoint_gets_the_pixel_checks_and_says_why_no_more():
     assert "model.source_images" in table.iloc[0]["reference"]
 
 
-def test_a_tensor_file_reference_uses_its_heldout_rows(tmp_path):
+def test_a_tensor_file_reference_uses_its_test_rows(tmp_path):
     images = natural_image_patches(80, 16, seed=2)
-    split = np.array(["fewshot"] * 20 + ["heldout"] * 60)
+    split = np.array(["fewshot"] * 20 + ["test"] * 60)
     path = tmp_path / "source.h5"
     write_tensor_file(path, images, [f"p{i}" for i in range(80)], "images", split=split)
     cfg = {"source": "diffusers", "resolution": 16, "channels": 3,
            "source_images": {"kind": "tensors", "path": str(path)}}
     table = source_domain_check(images[:16], cfg, k=3)
     assert list(table["set"]) == ["base_samples", "source_heldout"]
-    assert "split=heldout" in table.iloc[0]["reference"]
+    assert "split=test" in table.iloc[0]["reference"]
     assert table.iloc[1]["n"] == 16  # the last 16 held-out rows play the perfect model

@@ -17,7 +17,7 @@ from discoverydiff.store import (
 def test_round_trip_with_attrs_and_split(tmp_path, rng):
     x = rng.normal(size=(5, 3, 4, 4)).astype(np.float32)
     names = [f"f{i}.fits" for i in range(5)]
-    split = ["fewshot", "heldout", "fewshot", "heldout", "heldout"]
+    split = ["fewshot", "test", "fewshot", "test", "test"]
     write_tensor_file(tmp_path / "t.h5", x, names, kind="images",
                       attrs={"seed": 3, "normalization": {"transform": "log10"}, "wcs": None}, split=split)
     ts = read_tensor_file(tmp_path / "t.h5")
@@ -48,7 +48,7 @@ def test_failed_write_leaves_no_file(tmp_path, rng):
 
 def test_streaming_batches_cover_the_split_in_order(tmp_path, rng):
     x = rng.normal(size=(7, 1, 3, 3)).astype(np.float32)
-    split = ["fewshot", "heldout"] * 3 + ["fewshot"]
+    split = ["fewshot", "test"] * 3 + ["fewshot"]
     write_tensor_file(tmp_path / "t.h5", x, [str(i) for i in range(7)], kind="images", split=split)
     got = list(iter_batches(tmp_path / "t.h5", batch_size=3, split="fewshot"))
     assert [o for o, _, _ in got] == [0, 3]
@@ -61,7 +61,7 @@ def test_batches_read_only_their_rows(tmp_path, rng):
     from discoverydiff import store
 
     x = rng.normal(size=(200, 1, 2, 2)).astype(np.float32)
-    split = ["fewshot" if i in (3, 197) else "heldout" for i in range(200)]
+    split = ["fewshot" if i in (3, 197) else "test" for i in range(200)]
     write_tensor_file(tmp_path / "t.h5", x, [str(i) for i in range(200)], kind="images", split=split)
     asked = []
 

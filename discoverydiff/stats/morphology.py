@@ -205,7 +205,7 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     import pandas as pd
 
     from ..physical import record_from_attrs
-    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_attrs
+    from ..store import SPLITS, read_attrs
     from .novelty import table_set_name
     from .sources import RealMaps, SampleMaps
 
@@ -214,7 +214,7 @@ def morphology_of_set(tensors_path, set_name: str, set_path=None, settings: dict
     if unknown:
         raise ConfigError(f"stats.morphology has unknown keys {sorted(unknown)}; known: {MORPHOLOGY_SETTINGS}")
     record = record_from_attrs(read_attrs(tensors_path), tensors_path)
-    if set_name in (SPLIT_FEWSHOT, SPLIT_HELDOUT):  # the unclipped maps ingest kept
+    if set_name in SPLITS:  # the unclipped maps ingest kept
         source = RealMaps(tensors_path, set_name, record)
     elif set_path is None:
         raise ValueError(f"set {set_name!r} needs its tensor file")
