@@ -46,30 +46,37 @@ def test_bootstrap_interval_agrees_with_scipys_percentile_bootstrap(rng):
 
 def test_comparison_novelty_rows_and_table(rng):
     fewshot = rng.normal(size=(8, 1, 16, 16)) ** 2 + 1.0
-    heldout = rng.normal(size=(10, 1, 16, 16)) ** 2 + 1.0
+    test = rng.normal(size=(10, 1, 16, 16)) ** 2 + 1.0
     copies = fewshot[[0, 0, 1, 2, 3, 3]] * (1 + 1e-3 * rng.normal(size=(6, 1, 16, 16)))
     fresh = rng.normal(size=(12, 1, 16, 16)) ** 2 + 1.0
     flat = lambda x: np.log10(np.asarray(x)).reshape(len(x), -1)  # noqa: E731
     table, novelty = stats.compare_sets(
-        {"fewshot": fewshot}, {"copies": copies, "fresh": fresh, "heldout": heldout}, kind="field",
+        test, {"copies": copies, "fresh": fresh, "fewshot": fewshot}, kind="field", fewshot=fewshot,
         names={"fewshot": [f"t{i}" for i in range(8)], "copies": [f"c{i}<-t{j}@w=0.01" for i, j in
                                                                    enumerate([0, 0, 1, 2, 3, 3])]},
-        precision_features=flat, n_boot=50, return_novelty=True)
+        precision_features=flat, n_boot=50, compare_with="fresh", return_novelty=True)
     assert list(novelty.columns)[:5] == ["set", "name", "d1", "d2", "nearest"]
-    assert len(novelty) == 6 + 12 + 10
+    assert len(novelty) == 6 + 12  # the few-shot maps are the references, not a judged novelty set
     assert list(novelty[novelty["set"] == "copies"]["nearest"]) == ["t0", "t0", "t1", "t2", "t3", "t3"]
     value = table.set_index(["set", "statistic"])["value"]
     assert value["copies", "near_copy_share"] == 1.0 and value["copies", "mscore"] == 1.0
     assert value["copies", "source_share"] == 4 / 8
-    assert value["heldout", "novelty_w1"] == 0.0 and value["copies", "novelty_w1"] > value["fresh", "novelty_w1"]
-    # precision / recall are fidelity.knn_manifold_metrics (checked against prdc) on the whole set
-    metrics = knn_manifold_metrics(flat(heldout), flat(fresh), k=3)
+    assert value["copies", "novelty_w1"] > value["fresh", "novelty_w1"]
+    # novelty_w1: W1 between the set's d1/d2 and the test maps' d1/d2 (both to the few-shot maps)
+    test_ratios = stats.nearest_neighbour_ratios(flat(test), flat(fewshot))["ratio"]
+    fresh_ratios = novelty[novelty["set"] == "fresh"]["ratio"]
+    assert value["fresh", "novelty_w1"] == pytest.approx(stats.wasserstein1(fresh_ratios, test_ratios))
+    # precision / recall are fidelity.knn_manifold_metrics (checked against prdc) against the test maps
+    metrics = knn_manifold_metrics(flat(test), flat(fresh), k=3)
     assert value["fresh", "precision"] == pytest.approx(metrics["precision"])
     assert value["fresh", "recall"] == pytest.approx(metrics["recall"])
-    own = knn_manifold_metrics(flat(heldout), flat(fewshot), k=3)  # held-out row: the few-shot targets'
-    assert value["heldout", "precision"] == pytest.approx(own["precision"])
+    own = knn_manifold_metrics(flat(test), flat(fewshot), k=3)  # the few-shot maps' own row
+    assert value["fewshot", "precision"] == pytest.approx(own["precision"])
+    assert ("fewshot", "near_copy_share") not in value.index
     ci = table.set_index(["set", "statistic"])[["ci_low", "ci_high"]]
     assert ci.loc[("fresh", "precision")].notna().all() and ci.loc[("copies", "near_copy_share")].tolist() == [1, 1]
+    # the copies are farther from the test maps' novelty than the fresh set (compare_with): a positive difference
+    assert table.set_index(["set", "statistic"]).loc[("copies", "novelty_w1"), "delta_vs_discovered"] > 0
 
 
 def test_moments_equal_scipys(rng):

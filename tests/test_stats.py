@@ -337,48 +337,90 @@ def _lognormal_fields(n, slope, seed, size=64):
 
 
 def test_compare_sets_fields():
-    real = {"fewshot": _lognormal_fields(4, -3.0, 1), "heldout": _lognormal_fields(4, -3.0, 2)}
-    sets = {"same": _lognormal_fields(6, -3.0, 3)[:, None], "steeper": _lognormal_fields(6, -4.0, 4),
-            "copies": real["fewshot"] * 1.0001}
-    table = stats.compare_sets(real, sets, kind="field", boxlength=64.0)
-    assert list(table.columns) == ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real",
-                                   "ci_low", "ci_high"]
+    test = _lognormal_fields(8, -3.0, 2)
+    sets = {"discovered": _lognormal_fields(6, -3.0, 3)[:, None], "steeper": _lognormal_fields(6, -4.0, 4),
+            "fewshot": _lognormal_fields(4, -3.0, 1)}
+    table = stats.compare_sets(test, sets, kind="field", fewshot=sets["fewshot"], boxlength=64.0, n_permutations=200)
+    assert list(table.columns) == stats.comparison.COLUMNS
+    assert set(table["reference"]) == {"test"}
     value = table.set_index(["set", "statistic"])["value"]
-    assert len(table) == 3 * 9  # 7 domain statistics, near_copy_share, mscore (no held-out set: no novelty_w1)
-    # every statistic has a bootstrap interval around it (a set of identical copies has none to speak of)
+    # 7 domain statistics and 3 novelty statistics (near_copy_share, mscore, novelty_w1) per generated set;
+    # the few-shot maps are their own novelty references: domain statistics only
+    assert len(table) == 2 * 10 + 7
     inside = (table["ci_low"] <= table["value"] + 1e-9) & (table["value"] <= table["ci_high"] + 1e-9)
-    assert inside[table["statistic"] != "log10_kurtosis_difference"].mean() > 0.9
-    assert (table["ci_high"] - table["ci_low"])[table["set"] == "same"].max() > 0
-    assert value["same", "power_log10_distance"] < value["steeper", "power_log10_distance"]
-    assert abs(value["same", "power_slope_difference"]) < 0.2
+    assert inside[~table["statistic"].isin(["log10_kurtosis_difference", "pdf_w1_log10"])].mean() > 0.8
+    assert value["discovered", "power_log10_distance"] < value["steeper", "power_log10_distance"]
+    assert abs(value["discovered", "power_slope_difference"]) < 0.2
     assert value["steeper", "power_slope_difference"] == pytest.approx(-1.0, abs=0.25)
-    assert value["same", "pdf_w1_log10"] < 0.1
-    assert value["copies", "near_copy_share"] == 1.0
-    assert value["same", "near_copy_share"] == 0.0
+    by = table.set_index(["set", "statistic"])
+    # differences to the discovered set: positive where the discovered set is closer, beyond the interval and
+    # with a small p-value for the steeper spectrum; none for the discovered set itself
+    steep = by.loc[("steeper", "power_slope_difference")]
+    assert steep["delta_vs_discovered"] == pytest.approx(abs(steep["value"]) - abs(value["discovered",
+                                                                                        "power_slope_difference"]))
+    assert steep["delta_low"] > 0 and steep["p_vs_discovered"] < 0.05
+    assert by.loc[("discovered", "pdf_w1_log10"), ["delta_vs_discovered", "p_vs_discovered"]].isna().all()
+    assert table.loc[table["set"] != "discovered", "p_vs_discovered"].between(0, 1).all()
     units = table.set_index("statistic")["units"]
     assert units["pdf_w1_log10"].iloc[0] == "dex"
-    assert set(table["n_real"]) == {8, 4}  # statistics against all 8, novelty against the 4 few-shot
+    assert set(table["n_real"]) == {8, 4}  # statistics against the 8 test maps, novelty against the 4 few-shot
+
+
+def test_compare_sets_intervals_resample_both_sides_as_scipys_bootstrap():
+    """The PDF W1 interval is scipy.stats.bootstrap(paired=False) of the W1 between the pooled log10 values of
+    resampled maps of the set and of the reference (the grid's W1 is exact to one bin)."""
+    from scipy.stats import bootstrap, wasserstein_distance
+
+    test, judged = _lognormal_fields(10, -3.0, 5, size=16), _lognormal_fields(8, -2.5, 6, size=16)
+    table = stats.compare_sets(test, {"discovered": judged}, kind="field", n_boot=3000, seed=2)
+    row = table.set_index("statistic").loc["pdf_w1_log10"]
+
+    def w1(rows_a, rows_b):  # scipy resamples 1-D samples: resample map numbers, look the maps up
+        a, b = judged[rows_a.astype(int)], test[rows_b.astype(int)]
+        return wasserstein_distance(np.log10(a).ravel(), np.log10(b).ravel())
+
+    theirs = bootstrap((np.arange(8.0), np.arange(10.0)), w1, paired=False, vectorized=False, n_resamples=3000,
+                       method="percentile", random_state=3).confidence_interval
+    assert row["value"] == pytest.approx(w1(np.arange(8.0), np.arange(10.0)), abs=1e-3)
+    assert row["ci_low"] == pytest.approx(theirs.low, abs=0.01)
+    assert row["ci_high"] == pytest.approx(theirs.high, abs=0.01)
+
+
+def test_permutation_pvalues_hold_their_level_for_sets_of_one_distribution():
+    """Sets drawn like the discovered set: p-values below 0.05 in about 5% of the tests, not more."""
+    small = []
+    for seed in range(12):
+        test = _lognormal_fields(10, -3.0, 100 + seed, size=16)
+        sets = {"discovered": _lognormal_fields(8, -3.0, 200 + seed, size=16),
+                "same": _lognormal_fields(8, -3.0, 300 + seed, size=16)}
+        table = stats.compare_sets(test, sets, kind="field", n_boot=0, n_permutations=100, seed=seed)
+        p = table.loc[table["set"] == "same", "p_vs_discovered"].dropna()
+        small.append((p < 0.05).mean())
+    assert np.mean(small) <= 0.12
 
 
 def test_compare_sets_galaxies():
-    real = {"fewshot": np.stack([_galaxy(1.0, size=40, seed=s) for s in range(2)])}
+    test = np.stack([_galaxy(1.0, size=40, seed=s) for s in range(4)])
     sets = {"disks": np.stack([_galaxy(1.0, size=40, seed=10 + s) for s in range(2)]),
             "bulges": np.stack([_galaxy(4.0, size=40, seed=20), np.zeros((40, 40))])}
-    table = stats.compare_sets(real, sets, kind="galaxy", morphology_kwargs={"sky": 0.0})
+    table = stats.compare_sets(test, sets, kind="galaxy", morphology_kwargs={"sky": 0.0}, compare_with="disks",
+                               n_permutations=20)
     value = table.set_index(["set", "statistic"])["value"]
     assert value["bulges", "concentration_w1"] > value["disks", "concentration_w1"] + 0.5
     assert value["bulges", "failed_fit_share"] == 0.5 and value["disks", "failed_fit_share"] == 0.0
-    assert {"near_copy_share", "sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
+    assert {"sersic_n_w1", "gini_w1", "m20_w1"} <= set(table["statistic"])
+    bulges = table[table["set"] == "bulges"].set_index("statistic")
+    assert bulges.loc["concentration_w1", "delta_vs_discovered"] > 0.5  # the disks (compare_with) are closer
 
 
 def test_compare_sets_reads_measured_morphology_tables_instead_of_measuring_again(tmp_path, monkeypatch):
     from discoverydiff.stats import comparison
 
-    real = {"fewshot": np.stack([_galaxy(1.0, size=40, seed=s) for s in range(2)])}
+    test = np.stack([_galaxy(1.0, size=40, seed=s) for s in range(2)])
     sets = {"bulges": np.stack([_galaxy(4.0, size=40, seed=20), np.zeros((40, 40))])}
-    direct = stats.compare_sets(real, sets, kind="galaxy", morphology_kwargs={"sky": 0.0})
+    direct = stats.compare_sets(test, sets, kind="galaxy", morphology_kwargs={"sky": 0.0})
     paths = {}
-    for name, data in {**real, **sets}.items():
+    for name, data in {"test": test, **sets}.items():
         paths[name] = tmp_path / f"{name}.csv"
         stats.galaxy_morphology(data, sky=0.0).to_csv(paths[name], index=False)
     tables = {name: stats.read_morphology_table(path) for name, path in paths.items()}
@@ -388,7 +430,7 @@ def test_compare_sets_reads_measured_morphology_tables_instead_of_measuring_agai
         raise AssertionError("morphology measured again")
 
     monkeypatch.setattr(comparison, "galaxy_morphology", no_measuring)
-    from_tables = stats.compare_sets(real, sets, kind="galaxy", morphology_tables=tables)
+    from_tables = stats.compare_sets(test, sets, kind="galaxy", morphology_tables=tables)
     pd.testing.assert_frame_equal(from_tables, direct)
 
 
@@ -402,9 +444,10 @@ def test_a_bad_statmorph_keyword_is_an_error_not_a_column_of_failed_fits():
     assert not table["failed"].any()
 
 
-def test_compare_sets_needs_the_few_shot_reference():
-    with pytest.raises(ValueError, match="fewshot"):
-        stats.compare_sets({"heldout": np.ones((2, 8, 8))}, {"a": np.ones((2, 8, 8))})
+def test_compare_sets_without_few_shot_maps_has_no_novelty_rows():
+    table = stats.compare_sets(_lognormal_fields(3, -3.0, 1, size=8), {"a": _lognormal_fields(2, -3.0, 2, size=8)},
+                               n_boot=0)
+    assert not set(table["statistic"]) & {"near_copy_share", "mscore", "novelty_w1"}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

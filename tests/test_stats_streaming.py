@@ -64,30 +64,32 @@ def test_value_grid_refuses_bad_bounds():
 
 def _field_sets(rng, n=12, size=16):
     fewshot = np.exp(rng.normal(size=(8, 1, size, size)))
-    sets = {"a": np.exp(1.2 * rng.normal(size=(n, 1, size, size))),
-            "heldout": np.exp(rng.normal(size=(n + 3, 1, size, size)))}
-    masks = {"a": rng.random((n, 1, size, size)) < 0.05, "fewshot": np.zeros((8, 1, size, size), bool)}
-    return fewshot, sets, masks
+    test = np.exp(rng.normal(size=(n + 3, 1, size, size)))
+    sets = {"discovered": np.exp(1.2 * rng.normal(size=(n, 1, size, size))),
+            "b": np.exp(0.9 * rng.normal(size=(n, 1, size, size)))}
+    masks = {"discovered": rng.random((n, 1, size, size)) < 0.05, "test": np.zeros(test.shape, bool)}
+    return fewshot, test, sets, masks
 
 
 def test_compare_sets_gives_the_same_table_one_map_at_a_time(rng):
-    fewshot, sets, masks = _field_sets(rng)
+    fewshot, test, sets, masks = _field_sets(rng)
     flat = lambda x: np.log10(np.asarray(x)).reshape(len(x), -1)  # noqa: E731
-    kwargs = dict(kind="field", clip_masks=masks, precision_features=flat, n_boot=30, return_novelty=True,
-                  return_spectra=True)
-    whole = stats.compare_sets({"fewshot": fewshot}, sets, **kwargs)
-    one_by_one = stats.compare_sets({"fewshot": fewshot}, sets, block_bytes=1, **kwargs)
+    kwargs = dict(kind="field", fewshot=fewshot, clip_masks=masks, precision_features=flat, n_boot=30,
+                  n_permutations=20, return_novelty=True, return_spectra=True, return_two_sample=True)
+    whole = stats.compare_sets(test, sets, **kwargs)
+    one_by_one = stats.compare_sets(test, sets, block_bytes=1, **kwargs)
     for a, b in zip(whole, one_by_one):
         pd.testing.assert_frame_equal(a, b, rtol=1e-12)
     table = whole[0].set_index(["set", "statistic"])
-    # the streamed PDF statistics against scipy on the pooled log10 values
-    logs = np.log10(sets["a"]).ravel()
-    real_logs = np.log10(fewshot).ravel()
+    # the streamed PDF statistics against scipy on the pooled log10 values, the test maps the reference
+    logs = np.log10(sets["discovered"]).ravel()
+    real_logs = np.log10(test).ravel()
     width = (real_logs.max() - real_logs.min()) / stats.comparison.PDF_BINS
-    assert abs(table.loc[("a", "pdf_w1_log10"), "value"] - wasserstein_distance(logs, real_logs)) <= width
-    assert table.loc[("a", "log10_skewness_difference"), "value"] == pytest.approx(skew(logs) - skew(real_logs),
-                                                                                  rel=1e-9)
-    assert table.loc[("a", "clipped_share"), "value"] == pytest.approx(masks["a"].mean())
+    assert abs(table.loc[("discovered", "pdf_w1_log10"), "value"] - wasserstein_distance(logs, real_logs)) <= width
+    assert table.loc[("discovered", "log10_skewness_difference"), "value"] == pytest.approx(
+        skew(logs) - skew(real_logs), rel=1e-9)
+    assert table.loc[("discovered", "clipped_share"), "value"] == pytest.approx(masks["discovered"].mean())
+    assert table.loc[("discovered", "clipped_share"), "real_value"] == 0.0
 
 
 def _tensor_files(tmp_path, rng, n_heldout=9, size=16):
@@ -103,9 +105,10 @@ def _tensor_files(tmp_path, rng, n_heldout=9, size=16):
         writer.write(0, x, [f"map_{i}" for i in range(len(x))])
         writer.add_dataset("physical", maps.astype(np.float32))
         writer.add_dataset("clipped", record.to_model_channels(mask).astype(np.uint8))
-        # held-out rows scattered through the file, as a random split leaves them
-        split = np.array(["heldout"] * len(x), dtype=object)
+        # test rows scattered through the file, as a random split leaves them
+        split = np.array(["test"] * len(x), dtype=object)
         split[[0, 2, 3, 7, 9, 11, 12, 14]] = "fewshot"
+        split[[1, 16]] = "validation"
         writer.add_dataset("split", split)
     samples = rng.uniform(-1.0, 1.0, (10, 3, size, size)).astype(np.float32)
     write_tensor_file(tmp_path / "samples.h5", samples, [f"sample_{i:05d}" for i in range(10)], "samples", attrs)
@@ -114,24 +117,27 @@ def _tensor_files(tmp_path, rng, n_heldout=9, size=16):
 
 def test_file_sources_read_the_rows_of_a_split_block_by_block(tmp_path, rng):
     tensors, samples_path, maps, split, record = _tensor_files(tmp_path, rng)
-    held = RealMaps(tensors, "heldout", record)
-    assert held.names == [f"map_{i}" for i in np.flatnonzero(split == "heldout")]
+    held = RealMaps(tensors, "test", record)
+    assert held.names == [f"map_{i}" for i in np.flatnonzero(split == "test")]
     streamed = np.concatenate([values for _, values, _ in held.blocks(block_bytes=3 * 16 * 16 * 8)])
-    np.testing.assert_array_equal(streamed, maps[split == "heldout"].astype(np.float32))
+    np.testing.assert_array_equal(streamed, maps[split == "test"].astype(np.float32))
     values, _ = held.rows([4, 0, 2])  # any order, as a pairing asks
-    np.testing.assert_array_equal(values, maps[split == "heldout"][[4, 0, 2]].astype(np.float32))
+    np.testing.assert_array_equal(values, maps[split == "test"][[4, 0, 2]].astype(np.float32))
     samples = SampleMaps(samples_path, record)
     values, mask = samples.rows(np.arange(10))
     assert values.shape == (10, 1, 16, 16) and mask.shape == (10, 1, 16, 16)
+    first = SampleMaps(samples_path, record, limit=4)  # every set is judged at the same size
+    assert len(first) == 4 and first.names == samples.names[:4]
+    np.testing.assert_array_equal(first.rows(np.arange(4))[0], values[:4])
 
 
 def test_dataset_statistics_does_not_depend_on_the_block_size(tmp_path, rng):
     tensors, samples_path, *_ = _tensor_files(tmp_path, rng)
     sets = {"samples": samples_path, "base_samples": samples_path}
-    small = stats.dataset_statistics(tensors, sets, "field", {"bootstrap": 20, "block_mb": 1e-4})
-    large = stats.dataset_statistics(tensors, sets, "field", {"bootstrap": 20})
-    for a, b in zip(small, large):
-        pd.testing.assert_frame_equal(a, b, rtol=1e-12)
+    small = stats.dataset_statistics(tensors, sets, "field", {"bootstrap": 20, "permutations": 10, "block_mb": 1e-4})
+    large = stats.dataset_statistics(tensors, sets, "field", {"bootstrap": 20, "permutations": 10})
+    for name in ("comparison", "spectra", "novelty", "two_sample", "selection"):
+        pd.testing.assert_frame_equal(getattr(small, name), getattr(large, name), rtol=1e-12)
 
 
 def test_a_sample_file_with_nan_is_refused_naming_it(tmp_path, rng):

@@ -20,8 +20,12 @@ can be compared with other codes. What lives where:
 - :mod:`.sources`, :mod:`.summaries`: sets of maps read block by block, and the per-map
   summaries (spectra, histograms on a shared grid, power sums, novelty rows) every statistic
   is computed from, so that memory does not grow with the number of maps;
-- :mod:`.comparison`: the comparison table of the workflow's stats rule:
-  :func:`compare_sets`, :func:`dataset_statistics`, :func:`read_morphology_table`.
+- :mod:`.resampling`: intervals that resample both the judged set and the reference, permutation
+  p-values, and which way each statistic is better;
+- :mod:`.two_sample`: the multivariate energy-distance two-sample test;
+- :mod:`.comparison`: every set against a reference set of real maps: :func:`compare_sets`;
+- :mod:`.dataset`: rule ``stats`` on one dataset's files, against its test maps:
+  :func:`dataset_statistics`, :func:`read_morphology_table`.
 
 Every public name is re-exported here, so ``from discoverydiff.stats import NAME`` works
 for all of them.
@@ -29,7 +33,8 @@ for all of them.
 
 from __future__ import annotations
 
-from .comparison import compare_sets, dataset_statistics, read_morphology_table
+from .comparison import compare_sets
+from .dataset import DatasetStatistics, dataset_statistics, read_morphology_table
 from .morphology import MORPHOLOGY_PARAMETERS, MORPHOLOGY_SETTINGS, galaxy_morphology, morphology_of_set
 from .neighbours import (
     load_feature_extractor,
@@ -52,10 +57,14 @@ from .novelty import (
 from .onepoint import pdf_log10, pdf_moments, wasserstein1
 from .power import BACKENDS, WINDOWS, fit_power_law, power_spectrum_bin_edges, radial_power_spectrum
 from .summaries import FIELD_POWER_OF
+from .two_sample import energy_distance, energy_test
 
 __all__ = [
     "BACKENDS",
     "DISCOVERED_SET",
+    "DatasetStatistics",
+    "energy_distance",
+    "energy_test",
     "bootstrap_interval",
     "max_cosine_similarity",
     "mscore",

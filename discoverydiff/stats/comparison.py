@@ -1,251 +1,252 @@
-"""Comparison of sample sets with the real targets: the table of the workflow's stats rule.
+"""Comparison of sets of maps with a reference set of real maps: the table of the workflow's stats rule.
 
-:func:`compare_sets` gives the distance of every set's statistics (power spectra and
-one-point PDFs of fields, statmorph parameters of galaxies, the memorization score) to
-those of the real target maps; :func:`dataset_statistics` runs it on one dataset's tensor
-files in physical units.
+Every judged set (the discovered samples, the baselines and controls, the few-shot maps and the
+validation maps themselves) is measured against one *reference* set of real maps, in the
+workflow the test split that no method and no setting ever saw:
+
+- fields: the distance of the set-mean power spectrum and its slope, the W1 distance of the
+  pooled log10 values and the differences of their four moments;
+- galaxies: the W1 distance of every statmorph parameter over successful fits, and the share of
+  failed fits;
+- both: novelty against the few-shot maps (near-copy share, mscore, W1 of d1/d2 to the reference
+  maps' d1/d2, the share of few-shot maps used as sources), k-NN precision and recall against the
+  reference maps, and the share of clipped pixels.
+
+Uncertainty (:mod:`.resampling`): every bootstrap draw resamples the judged set *and* the reference
+maps with replacement, the reference draws shared by all sets, so that each set's difference to
+``compare_with`` (the discovered set) in a draw is paired on the reference. Per statistic the table
+gives the percentile interval of the set's value, the difference of the two sets' distances to the
+reference (:func:`~.resampling.badness`: positive when ``compare_with`` is closer), its interval, and
+a permutation p-value: the two sets' maps are pooled and split at random, the reference maps
+redrawn with replacement in every permutation, so the null includes the reference's own noise.
+
+Every statistic is a function of per-map summaries (:mod:`.summaries`), so a draw, a permutation or
+a pooled pair of sets costs sums of rows, never a pass over the maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
 from .morphology import MORPHOLOGY_PARAMETERS, galaxy_morphology
-from .neighbours import load_feature_extractor
 from .novelty import (
     MSCORE_THRESHOLD,
     NEAR_COPY_THRESHOLD,
-    bootstrap_interval,
     mscore,
     near_copy_share,
     novelty_frames,
     novelty_w1,
-    paired_reproducibility,
     pixel_features,
     source_share,
-    table_set_name,
 )
 from .onepoint import ValueGrid, wasserstein1
 from .power import fit_power_law, slope_fit_range
+from .resampling import badness, direction, percentile_interval, permutation_pvalue, resample_draws
 from .sources import BLOCK_BYTES, ArrayMaps, as_source
 from .summaries import FieldSettings, NoveltyReferences, draw_weights, log_range, summarize
 
 #: Bins of the shared log10 grid of the one-point statistics: W1 is exact to one bin width.
 PDF_BINS = 4096
 
+TWO_SAMPLE_COLUMNS = ["set", "reference", "statistic", "value", "p_value", "n_set", "n_reference",
+                      "n_reference_used", "permutations", "features"]
+COLUMNS = ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real", "ci_low", "ci_high",
+           "reference", "delta_vs_discovered", "delta_low", "delta_high", "p_vs_discovered"]
+#: Statistics whose ``n_real`` is the few-shot maps (their references), not the reference set.
+NOVELTY_STATISTICS = ("near_copy_share", "mscore", "source_share")
 
-_COLUMNS = ["set", "statistic", "value", "units", "set_value", "real_value", "n_set", "n_real", "ci_low", "ci_high"]
+
+@dataclass
+class _Judged:
+    """Per-map summaries of one judged set: every statistic of any subset of its rows follows."""
+
+    n: int
+    names: list | None
+    per_map: dict = field(default_factory=dict)  # power, counts, tails, sums, ratio, max_cosine, clipped, features
+    table: object = None  # morphology (galaxies)
+    novelty: bool = True  # False for the few-shot maps themselves (their own references)
+
+    def pooled_with(self, other: _Judged) -> _Judged:
+        """The two sets as one (rows of ``self`` first), for permutations."""
+        import pandas as pd
+
+        keys = set(self.per_map) & set(other.per_map)
+        per_map = {k: np.concatenate([self.per_map[k], other.per_map[k]]) for k in keys if k != "k"}
+        table = None if self.table is None else pd.concat([self.table, other.table], ignore_index=True)
+        names = (self.names or [""] * self.n) + (other.names or [""] * other.n)
+        return _Judged(self.n + other.n, names, per_map, table, self.novelty and other.novelty)
 
 
-def _field_statistics(summary, ctx) -> Callable[[np.ndarray], dict]:
-    """statistic -> (value, units, set_value, real_value) of the maps ``idx`` of one set, from the
-    set's per-map spectra, histograms and power sums (a draw pools them with its weights)."""
-    power, counts, tails, sums = summary["power"], summary["counts"], summary["tails"], summary["sums"]
-    k, p_real, k_lo, k_hi, grid = ctx["k"], ctx["p_real"], ctx["k_lo"], ctx["k_hi"], ctx["grid"]
+@dataclass
+class _Reference:
+    """The reference maps' summaries, and what the statistics derive from them."""
 
-    def statistic(idx):
-        w = draw_weights(idx, summary.n)
-        p_set = (w @ power) / w.sum()
-        in_range = (k >= k_lo) & (k <= k_hi) & (p_set > 0) & (p_real > 0)
-        out = {"power_log10_distance": (np.mean(np.abs(np.log10(p_set[in_range]) - np.log10(p_real[in_range]))),
-                                        "dex", np.nan, np.nan)}
-        slope = fit_power_law(k, p_set, k_lo, k_hi)[0]
-        out["power_slope_difference"] = (slope - ctx["slope_real"], "", slope, ctx["slope_real"])
-        out["pdf_w1_log10"] = (grid.w1(w @ counts, w @ tails, ctx["counts_real"]), "dex", np.nan, np.nan)
-        moments = grid.moments(w @ sums)
-        for moment, unit in (("mean", "dex"), ("std", "dex"), ("skewness", ""), ("kurtosis", "")):
-            out[f"log10_{moment}_difference"] = (moments[moment] - ctx["moments_real"][moment], unit,
-                                                 moments[moment], ctx["moments_real"][moment])
+    n: int
+    per_map: dict
+    table: object = None
+    ctx: dict = field(default_factory=dict)
+
+
+class _Statistics:
+    """statistic -> (value, units, set_value, real_value) of rows ``idx`` of a judged set against rows
+    ``ref_idx`` of the reference; ``radii`` of the k-NN balls of the judged rows: ``"fixed"`` (each
+    map's radius in its whole set: bootstrap draws) or ``"group"`` (within the rows drawn: permutations)."""
+
+    def __init__(self, kind: str, reference: _Reference, k: int, threshold: float, mscore_threshold: float,
+                 fewshot_names=None, n_fewshot: int = 0):
+        self.kind, self.ref, self.k = kind, reference, k
+        self.threshold, self.mscore_threshold = threshold, mscore_threshold
+        self.fewshot_names, self.n_fewshot = fewshot_names, n_fewshot
+
+    def __call__(self, data: _Judged, idx, ref_idx, radii: str = "fixed") -> dict:
+        idx, ref_idx = np.asarray(idx, dtype=np.int64), np.asarray(ref_idx, dtype=np.int64)
+        out = self._fields(data, idx, ref_idx) if self.kind == "field" else self._galaxies(data, idx, ref_idx)
+        out.update(self._novelty(data, idx, ref_idx))
+        if "features" in data.per_map and "features" in self.ref.per_map:
+            out.update(self._knn(data, idx, ref_idx, radii))
         return out
 
-    return statistic
+    def _fields(self, data, idx, ref_idx) -> dict:
+        ctx, ref, pm = self.ref.ctx, self.ref.per_map, data.per_map
+        k, k_lo, k_hi, grid = ctx["k"], ctx["k_lo"], ctx["k_hi"], ctx["grid"]
+        w, wr = draw_weights(idx, data.n), draw_weights(ref_idx, self.ref.n)
+        p_set, p_real = (w @ pm["power"]) / w.sum(), (wr @ ref["power"]) / wr.sum()
+        in_range = (k >= k_lo) & (k <= k_hi) & (p_set > 0) & (p_real > 0)
+        out = {"power_log10_distance": (float(np.mean(np.abs(np.log10(p_set[in_range]) - np.log10(p_real[in_range])))),
+                                        "dex", np.nan, np.nan)}
+        slope, slope_real = fit_power_law(k, p_set, k_lo, k_hi)[0], fit_power_law(k, p_real, k_lo, k_hi)[0]
+        out["power_slope_difference"] = (slope - slope_real, "", slope, slope_real)
+        out["pdf_w1_log10"] = (grid.w1(w @ pm["counts"], w @ pm["tails"], wr @ ref["counts"]), "dex", np.nan, np.nan)
+        moments, real = grid.moments(w @ pm["sums"]), grid.moments(wr @ ref["sums"])
+        for moment, unit in (("mean", "dex"), ("std", "dex"), ("skewness", ""), ("kurtosis", "")):
+            out[f"log10_{moment}_difference"] = (moments[moment] - real[moment], unit, moments[moment], real[moment])
+        return out
 
-
-def _galaxy_statistics(table, real_ok) -> Callable[[np.ndarray], dict]:
-    def statistic(idx):
-        chosen = table.iloc[idx]
-        ok = chosen[~chosen["failed"]]
+    def _galaxies(self, data, idx, ref_idx) -> dict:
+        chosen, real = data.table.iloc[idx], self.ref.table.iloc[ref_idx]
+        ok, real_ok = chosen[~chosen["failed"].to_numpy()], real[~real["failed"].to_numpy()]
         out = {}
         for parameter in MORPHOLOGY_PARAMETERS:
-            a, b = ok[parameter].to_numpy(), real_ok[parameter].to_numpy()
+            a, b = ok[parameter].to_numpy(dtype=np.float64), real_ok[parameter].to_numpy(dtype=np.float64)
             out[f"{parameter}_w1"] = (wasserstein1(a, b) if a.size and b.size else np.nan, "",
                                       np.median(a) if a.size else np.nan, np.median(b) if b.size else np.nan)
         share = float(chosen["failed"].mean()) if len(chosen) else np.nan
-        out["failed_fit_share"] = (share, "fraction", share, np.nan)
+        out["failed_fit_share"] = (share, "fraction", share, float(real["failed"].mean()))
         return out
 
-    return statistic
-
-
-def _novelty_statistics(ratios, cosine, heldout_ratios, threshold, mscore_threshold, names, target_names,
-                        clipped=None, real_clipped_share=np.nan) -> Callable[[np.ndarray], dict]:
-    """near_copy_share, mscore, novelty_w1, source_share, clipped_share of the rows ``idx`` of a set."""
-
-    def statistic(idx):
-        out = {"near_copy_share": (near_copy_share(ratios[idx], threshold), "fraction", np.nan, np.nan),
-               "mscore": (mscore(cosine[idx], mscore_threshold), "fraction", np.nan, np.nan)}
-        if heldout_ratios is not None:
-            out["novelty_w1"] = (novelty_w1(ratios[idx], heldout_ratios), "", float(np.median(ratios[idx])),
-                                 float(np.median(heldout_ratios)))
-        share = source_share([names[i] for i in idx], target_names) if names is not None else np.nan
-        if np.isfinite(share):
-            out["source_share"] = (share, "fraction", share, np.nan)
-        if clipped is not None:
-            value = float(clipped[idx].mean())
-            out["clipped_share"] = (value, "fraction", value, real_clipped_share)
+    def _novelty(self, data, idx, ref_idx) -> dict:
+        pm, out = data.per_map, {}
+        if data.novelty and "ratio" in pm:
+            ratios = pm["ratio"][idx]
+            out["near_copy_share"] = (near_copy_share(ratios, self.threshold), "fraction", np.nan, np.nan)
+            out["mscore"] = (mscore(pm["max_cosine"][idx], self.mscore_threshold), "fraction", np.nan, np.nan)
+            if "ratio" in self.ref.per_map:
+                held = self.ref.per_map["ratio"][ref_idx]
+                out["novelty_w1"] = (novelty_w1(ratios, held), "", float(np.median(ratios)), float(np.median(held)))
+            if data.names is not None and self.fewshot_names is not None:
+                share = source_share([data.names[i] for i in idx], self.fewshot_names)
+                if np.isfinite(share):
+                    out["source_share"] = (share, "fraction", share, np.nan)
+        if "clipped" in pm:
+            value = float(pm["clipped"][idx].mean())
+            real = float(self.ref.per_map["clipped"][ref_idx].mean()) if "clipped" in self.ref.per_map else np.nan
+            out["clipped_share"] = (value, "fraction", value, real)
         return out
 
-    return statistic
+    def _knn(self, data, idx, ref_idx, radii) -> dict:
+        from ..fidelity import _pairwise_distances
+
+        ref = self.ref.per_map
+        if len(np.unique(idx)) <= self.k or self.ref.n <= self.k:
+            return {}
+        d = _pairwise_distances(ref["features"][ref_idx], data.per_map["features"][idx])  # (n_ref, n)
+        if radii == "group":  # each row's k-th neighbour among the rows drawn (no duplicates in a permutation)
+            own = _pairwise_distances(data.per_map["features"][idx], data.per_map["features"][idx])
+            set_radii = np.partition(own, self.k, axis=1)[:, self.k]
+        else:
+            set_radii = data.per_map["radius"][idx]
+        precision = float((d < ref["radius"][ref_idx][:, None]).any(axis=0).mean())
+        recall = float((d < set_radii[None, :]).any(axis=1).mean())
+        return {"precision": (precision, "fraction", np.nan, np.nan), "recall": (recall, "fraction", np.nan, np.nan)}
 
 
-def _knn_statistics(membership) -> Callable[[np.ndarray], dict]:
-    """k-NN precision and recall of the rows ``idx`` of the judged set (balls of the full set)."""
-    in_real_ball, real_in_set_ball = membership
-
-    def statistic(idx):
-        return {"precision": (float(in_real_ball[idx].mean()), "fraction", np.nan, np.nan),
-                "recall": (float(real_in_set_ball[:, idx].any(axis=1).mean()), "fraction", np.nan, np.nan)}
-
-    return statistic
+def _values(result: dict) -> dict:
+    return {name: value[0] for name, value in result.items()}
 
 
-def _knn_membership(real_features, set_features, k, block: int = 1024):
-    """(in_real_ball (M,): set point j inside some real point's k-NN ball; real_in_set_ball (N, M):
-    real point i inside set point j's ball), with :mod:`discoverydiff.fidelity`'s conventions, in
-    blocks of real rows (memory: the (N, M) booleans); None when a set has k or fewer members."""
-    from ..fidelity import _pairwise_distances, knn_radii
-
-    if len(real_features) <= k or len(set_features) <= k:
-        return None
-    real_radii, set_radii = knn_radii(real_features, k), knn_radii(set_features, k)
-    in_real_ball = np.zeros(len(set_features), dtype=bool)
-    real_in_set_ball = np.empty((len(real_features), len(set_features)), dtype=bool)
-    for start in range(0, len(real_features), block):
-        d = _pairwise_distances(real_features[start:start + block], set_features)
-        in_real_ball |= (d < real_radii[start:start + block, None]).any(axis=0)
-        real_in_set_ball[start:start + block] = d < set_radii[None, :]
-    return in_real_ball, real_in_set_ball
-
-
-def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray], kind: str = "field",
-                 memorization_reference: str = "fewshot", target_keys=None, boxlength=1.0,
-                 power_of: str = "log10", k_range=None, window=None, channel: int = 0,
+def compare_sets(reference, sets: Mapping[str, object], kind: str = "field", fewshot=None,
+                 boxlength=1.0, power_of: str = "log10", k_range=None, window=None, channel: int = 0,
                  features: Callable | None = None, memorization_threshold: float = NEAR_COPY_THRESHOLD,
                  morphology_kwargs: dict | None = None, morphology_tables: Mapping | None = None,
-                 clip_masks: Mapping[str, np.ndarray] | None = None, heldout_key: str = "heldout",
-                 names: Mapping[str, list] | None = None, precision_features: Callable | None = None,
-                 center_cosine: bool | None = None, mscore_threshold: float = MSCORE_THRESHOLD,
-                 n_boot: int = 200, seed: int = 0, k: int = 3, return_novelty: bool = False,
-                 return_spectra: bool = False, standardize_precision: bool = False, pdf_bins: int = PDF_BINS,
-                 block_bytes: int = BLOCK_BYTES):
-    """Distance of every set's statistics to those of the real target maps, with bootstrap intervals.
+                 clip_masks: Mapping | None = None, names: Mapping[str, list] | None = None,
+                 precision_features: Callable | None = None, center_cosine: bool | None = None,
+                 mscore_threshold: float = MSCORE_THRESHOLD, n_boot: int = 200, n_permutations: int = 0,
+                 seed: int = 0, k: int = 3, compare_with: str | None = "discovered", reference_name: str = "test",
+                 fewshot_name: str = "fewshot", standardize_precision: bool = False, pdf_bins: int = PDF_BINS,
+                 grid_extra=(), level: float = 0.95, return_novelty: bool = False, return_spectra: bool = False,
+                 return_two_sample: bool = False, block_bytes: int = BLOCK_BYTES):
+    """Distance of every set's statistics to the reference maps, with two-sided intervals and tests.
 
     Parameters
     ----------
-    real : dict of str -> ndarray
-        Real target-domain data in physical units, e.g. ``{"fewshot": ...}``; fields
-        (N, H, W) or (N, C, H, W), galaxies (N, C, H, W) or (N, H, W).
-    sets : dict of str -> ndarray
-        The sets to judge (discovered samples, in-domain samples, baseline, the held-out
-        targets), same layout.
+    reference : array (N, H, W) / (N, C, H, W) or a source (:mod:`.sources`)
+        The real maps every distance is measured to, in physical units (the workflow: the test split).
+    sets : dict of str -> array or source
+        The sets to judge, same layout. A set named ``fewshot_name`` is taken to be the few-shot maps
+        themselves: no novelty rows (they are their own references).
     kind : {"field", "galaxy"}
-    memorization_reference : str
-        Key of ``real`` holding the few-shot targets: the references of the novelty
-        statistics (d1 / d2, cosine).
-    target_keys : sequence of str, optional
-        Keys of ``real`` pooled into the statistical target; default all of them.
-    boxlength : float or (float, float)
-        Map side length(s) for the power spectra (only the units of k depend on it).
-    power_of : {"log10", "overdensity", "field"}
-        Fields only: the spectrum is of log10 f (default: fields span decades, the log
-        spectrum is not dominated by a few bright pixels), of f / <f> - 1, or of f.
-    k_range : (float, float), optional
-        Fields only: slope-fit range in angular wavenumber (``boxlength`` units); default
-        2 dk to half the Nyquist wavenumber (skips the largest scale and the pixel scale,
-        where resampling smooths), at least to 5 dk.
-    window : optional
-        Window of the power spectra (see :func:`radial_power_spectrum`).
-    channel : int
-        Fields only: channel of a 4-D input.
+    fewshot : array or source, optional
+        The few-shot maps, references of the novelty statistics (d1/d2, cosine); without them those
+        rows are left out.
+    boxlength, power_of, k_range, window, channel :
+        Fields: map side length(s) (units of k), what the spectrum is of (``log10`` f, the
+        ``overdensity`` f/<f> - 1, or the ``field``), the slope-fit range (default 2 dk to half the
+        Nyquist wavenumber, at least 5 dk), the window, the channel of a 4-D input.
     features : callable, optional
-        Features of the novelty statistics; default the flattened log10 values (fields) or
-        values (galaxies).
-    memorization_threshold : float
-        d1 / d2 below which a sample is a near-copy (1/3).
-    morphology_kwargs : dict, optional
-        Galaxies only: keywords of :func:`galaxy_morphology`.
-    morphology_tables : dict of str -> DataFrame, optional
-        Galaxies only: :func:`galaxy_morphology` tables already measured (rule ``morphology``),
-        keyed like ``real`` and ``sets``; a set without one is measured here.
-    clip_masks : dict of str -> ndarray of bool, optional
-        Pixels at a clip bound, keyed like ``real`` and ``sets`` (ingest's ``clipped`` mask
-        for real maps, :meth:`NormalizationRecord.clip_mask` for generated ones): gives a
-        ``clipped_share`` row for every set with a mask, the real maps' included.
-    heldout_key : str
-        Key of ``sets`` holding the held-out targets, the reference of ``novelty_w1`` and of
-        k-NN precision / recall; without it those rows are left out.
-    names : dict of str -> list of str, optional
-        Row names per set and for ``real[memorization_reference]``: the ``nearest`` column of
-        the novelty table, and ``source_share`` (discovered names say their sources).
+        Features of the novelty statistics; default the flattened log10 values (fields) or values.
+    memorization_threshold, mscore_threshold : float
+        d1/d2 below which a sample is a near-copy (1/3); cosine above which it counts in mscore (0.6).
+    morphology_kwargs, morphology_tables :
+        Galaxies: keywords of :func:`galaxy_morphology`, or tables already measured (rule
+        ``morphology``) keyed like ``sets`` and by ``reference_name``; sets without one are measured.
+    clip_masks, names : dicts keyed like ``sets`` and by ``reference_name`` / ``fewshot_name``
+        Pixels at a clip bound (a ``clipped_share`` row per set), and row names (``source_share``
+        reads the sources from discovered names; ``nearest`` in the novelty table).
     precision_features : callable, optional
-        Maps physical maps to (N, D) features for k-NN precision and recall against the
-        held-out targets (k = ``k``); without it those rows are left out.
-    center_cosine : bool, optional
-        Centre the cosine's features on the few-shot mean (default: when ``features`` is None
-        or the default pixels).
-    mscore_threshold : float
-    n_boot, seed : int
-        Bootstrap draws of each set (its rows resampled with replacement; the real targets
-        fixed) for ``ci_low`` / ``ci_high``, the 95% percentile interval; 0 draws: NaN.
-    k : int
-        Neighbour rank of the k-NN balls (Kynkaanniemi et al. 2019 use 3).
-    return_novelty : bool
-        Also return the per-sample novelty table (:func:`novelty_table`).
-    return_spectra : bool
-        Also return the spectra table (fields): ``set, k, power_mean, power_std, n_maps`` per
-        k-bin of the real and judged sets (empty for galaxies).
-    standardize_precision : bool
-        Scale each of ``precision_features`` to the held-out targets' mean and spread first.
-    pdf_bins : int
-        Bins of the log10 grid (fields) over the pooled real targets' range: ``pdf_w1_log10`` is
-        exact to one bin width (:class:`~.onepoint.ValueGrid`), the moments exact.
+        Maps physical maps to (N, D) features for k-NN precision and recall against the reference
+        (k = ``k``), scaled to the reference's mean and spread with ``standardize_precision``.
+    n_boot, n_permutations, seed, level :
+        Bootstrap draws (both sides resampled) for ``ci_low``/``ci_high`` and ``delta_low``/``delta_high``;
+        permutations for ``p_vs_discovered`` (0: NaN); their seed; the interval's level.
+    compare_with : str or None
+        The set every other set's differences and p-values are taken against (``discovered``).
+    reference_name, fewshot_name : the names the reference and the few-shot maps have in the tables.
+    pdf_bins, grid_extra :
+        Bins of the log10 grid over the reference's range, widened to hold the sources in
+        ``grid_extra`` too (e.g. the few-shot maps, when the same summaries serve another reference).
     block_bytes : int
-        Maps read at a time (float64 bytes). Any set may be a source of :mod:`.sources`
-        (e.g. a tensor file) instead of an array: it is read block by block into per-map
-        summaries (:mod:`.summaries`), so memory does not grow with the number of maps.
+        Maps read at a time: no set is ever held whole.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (set, statistic): ``set``, ``statistic``, ``value``, ``units``,
-        ``set_value`` and ``real_value`` (the statistic itself where it has one, else NaN),
-        ``n_set``, ``n_real``, ``ci_low``, ``ci_high``. Statistics, with the meaning of ``value``:
-
-        fields
-            ``power_log10_distance`` mean over k-bins of |log10 P_set - log10 P_real| of the
-            set-mean spectra (dex); ``power_slope_difference`` slope_set - slope_real;
-            ``pdf_w1_log10`` W1 of pooled log10 values (dex, to one bin of ``pdf_bins``); ``log10_mean_difference``,
-            ``log10_std_difference`` (dex), ``log10_skewness_difference``,
-            ``log10_kurtosis_difference`` (set minus real).
-        galaxies
-            ``<parameter>_w1`` W1 of each statmorph parameter over successful fits
-            (``set_value``/``real_value``: the medians); ``failed_fit_share`` the share of
-            failed fits of the set.
-        both (:mod:`.novelty`)
-            ``near_copy_share`` (d1 / d2 < threshold), ``mscore`` (highest cosine to a few-shot
-            target above 0.6), ``novelty_w1`` (W1 of the set's d1 / d2 to the held-out
-            targets'; ``set_value``/``real_value``: the medians), ``precision`` and ``recall``
-            against the held-out targets (the ``heldout`` row: the few-shot targets' own,
-            what real members of the domain score), ``source_share`` (sets whose names
-            carry their sources), ``clipped_share`` (with ``clip_masks``; ``real_value``:
-            the pooled real targets').
+        One row per (set, statistic), columns :data:`COLUMNS`. ``value`` is the statistic (a distance,
+        a signed difference set minus reference, or a share); ``set_value``/``real_value`` the two sides
+        where the statistic has them; ``ci_low``/``ci_high`` its percentile interval;
+        ``delta_vs_discovered`` the set's distance to the reference minus ``compare_with``'s (absolute
+        values of signed differences, 1 - precision/recall): positive when ``compare_with`` is closer;
+        ``delta_low``/``delta_high`` its interval; ``p_vs_discovered`` the permutation p-value.
     pandas.DataFrame
-        Only with ``return_novelty``: one row per sample of every set (:func:`novelty_table`).
+        With ``return_novelty``: one row per map of every set with novelty (:func:`novelty_frames`).
     pandas.DataFrame
-        Only with ``return_spectra``: the spectra table.
+        With ``return_spectra``: ``set, k, power_mean, power_std, n_maps`` per k-bin (fields).
+    pandas.DataFrame
+        With ``return_two_sample``: per set, the energy distance of its ``precision_features`` to the
+        reference's (both standardized on the reference) and its permutation p-value
+        (:func:`~.two_sample.energy_test`, ``n_permutations`` of them): columns :data:`TWO_SAMPLE_COLUMNS`.
     """
     import pandas as pd
 
@@ -253,122 +254,167 @@ def compare_sets(real: Mapping[str, np.ndarray], sets: Mapping[str, np.ndarray],
 
     if kind not in ("field", "galaxy"):
         raise ValueError(f"kind must be 'field' or 'galaxy', got {kind!r}")
-    if memorization_reference not in real:
-        raise ValueError(f"real has no {memorization_reference!r} entry for the novelty statistics; "
-                         f"its keys are {sorted(real)}")
     names, masks = dict(names or {}), dict(clip_masks or {})
-    real_src = {key: as_source(data, masks.get(key), names.get(key)) for key, data in real.items()}
+    ref_src = as_source(reference, masks.get(reference_name), names.get(reference_name))
     set_src = {key: as_source(data, masks.get(key), names.get(key)) for key, data in sets.items()}
-    keys = list(real) if target_keys is None else list(target_keys)
-    n_real = sum(len(real_src[key]) for key in keys)
     if center_cosine is None:
         center_cosine = features is None
     if features is None:
         features = pixel_features(kind)
-    # the few-shot targets are held whole (their features are every sample's references): read once
-    reference_src = real_src[memorization_reference]
-    references, reference_mask = reference_src.rows(np.arange(len(reference_src)))
-    reference_names = list(reference_src.names or [f"target_{i}" for i in range(len(references))])
-    reference_src = real_src[memorization_reference] = ArrayMaps(references, reference_mask, reference_src.names)
-    refs = NoveltyReferences(_features(references, features), features, center_cosine)
+    refs, fewshot_names = None, None
+    if fewshot is not None:  # the few-shot maps are every sample's novelty references: read once
+        few_src = as_source(fewshot, masks.get(fewshot_name), names.get(fewshot_name))
+        few_maps = few_src.rows(np.arange(len(few_src)))[0]
+        fewshot_names = list(few_src.names or [f"target_{i}" for i in range(len(few_maps))])
+        refs = NoveltyReferences(_features(few_maps, features), features, center_cosine)
 
-    fields, ctx = None, {}
+    fields = None
     if kind == "field":
         fields = FieldSettings(boxlength, power_of, window, channel)
-        ranges = [log_range(real_src[key], fields, f"real maps {key!r}", block_bytes) for key in keys]
+        ranges = [log_range(src, fields, what, block_bytes) for src, what in
+                  [(ref_src, f"reference maps {reference_name!r}"), *((s, "maps") for s in grid_extra)]]
         fields.grid = ValueGrid(min(r[0] for r in ranges), max(r[1] for r in ranges), pdf_bins,
                                 float(np.mean([r[2] for r in ranges])))
-    real_summaries = {key: summarize(src, fields, what=f"real maps {key!r}", block_bytes=block_bytes)
-                      for key, src in real_src.items()}
-    real_clipped = [real_summaries[key]["clipped"] for key in keys if real_summaries[key].get("clipped") is not None]
-    real_share = float(np.mean(np.concatenate(real_clipped))) if real_clipped else np.nan
-    if kind == "field":
-        target = [real_summaries[key] for key in keys]
-        k_bins = target[0]["k"]
-        k_lo, k_hi = k_range if k_range is not None else slope_fit_range(reference_src.map_shape[-2:], boxlength)
-        p_real = np.concatenate([t["power"] for t in target]).mean(axis=0)
-        ctx = {"k": k_bins, "p_real": p_real, "k_lo": k_lo, "k_hi": k_hi, "grid": fields.grid,
-               "slope_real": fit_power_law(k_bins, p_real, k_lo, k_hi)[0],
-               "counts_real": sum(t["counts"].sum(axis=0) for t in target),
-               "moments_real": fields.grid.moments(sum(t["sums"].sum(axis=0) for t in target))}
-    else:
-        kwargs = dict(morphology_kwargs or {})
-        tables = dict(morphology_tables or {})
+    tables = dict(morphology_tables or {})
+    kwargs = {k_: v for k_, v in (morphology_kwargs or {}).items()}
 
-        def measured(name, src):
-            return tables[name] if name in tables else galaxy_morphology(src.array(), **kwargs)
+    def morphology(name, src):
+        return (tables[name] if name in tables else galaxy_morphology(src.array(), **kwargs)).reset_index(drop=True)
 
-        real_table = pd.concat([measured(key, real_src[key]) for key in keys], ignore_index=True)
-        real_ok = real_table[~real_table["failed"]]
-
-    # the held-out targets first: their d1 / d2 and features are the references of the others
-    order = sorted(set_src, key=lambda name: name != heldout_key)
-    judge_knn = precision_features is not None and heldout_key in set_src
-    held, scale = None, None
-    rows, novelty_rows, spectra = {}, {}, {}
-    for name in order:
-        src = set_src[name]
-        summary = summarize(src, fields, refs, precision_features if judge_knn else None, f"set {name!r}",
+    ref_summary = summarize(ref_src, fields, refs, precision_features, f"reference maps {reference_name!r}",
                             block_bytes)
-        if name == heldout_key:
-            held = summary
+    scale = (0.0, 1.0)
+    if precision_features is not None and standardize_precision:
+        raw = ref_summary["precision"]
+        scale = (raw.mean(axis=0), np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0))
+    reference_data = _Reference(ref_summary.n, _judged_arrays(ref_summary, scale, k),
+                                morphology(reference_name, ref_src) if kind == "galaxy" else None)
+    if fields is not None:
+        k_bins = ref_summary["k"]
+        k_lo, k_hi = k_range if k_range is not None else slope_fit_range(ref_src.map_shape[-2:], boxlength)
+        reference_data.ctx = {"k": k_bins, "k_lo": k_lo, "k_hi": k_hi, "grid": fields.grid}
+    statistic = _Statistics(kind, reference_data, k, memorization_threshold, mscore_threshold, fewshot_names,
+                            0 if fewshot is None else len(fewshot_names))
+
+    judged, novelty_rows, spectra = {}, {}, {}
+    for name, src in set_src.items():
+        summary = summarize(src, fields, refs if name != fewshot_name else None, precision_features,
+                            f"set {name!r}", block_bytes)
         if fields is not None:
             spectra[name] = (summary["k"], summary["power"])
-            domain = _field_statistics(summary, ctx)
-        else:
-            domain = _galaxy_statistics(measured(name, src).reset_index(drop=True), real_ok)
-        parts = [(domain, summary.n),
-                 (_novelty_statistics(summary["ratio"], summary["max_cosine"],
-                                      None if held is None else held["ratio"], memorization_threshold,
-                                      mscore_threshold, summary.names, reference_names, summary.get("clipped"),
-                                      real_share), summary.n)]
-        if judge_knn:
-            if scale is None:  # the held-out features' own mean and spread, or none
-                raw = held["precision"]
-                scale = (raw.mean(axis=0), np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)) \
-                    if standardize_precision else (0.0, 1.0)
-                held_features = (raw - scale[0]) / scale[1]
-            judged = (np.asarray(precision_features(references), dtype=np.float64) if name == heldout_key
-                      else summary["precision"])
-            membership = _knn_membership(held_features, (judged - scale[0]) / scale[1], k)
-            if membership is not None:  # the held-out row judges the few-shot targets: their rows are resampled
-                parts.append((_knn_statistics(membership), len(references) if name == heldout_key else summary.n))
-        rows[name] = _table_rows(name, parts, n_boot, seed + list(set_src).index(name),
-                                 len(references), n_real)
-        summary.drop("counts", "tails", "sums", "precision")
-        novelty_rows[name] = summary
-    table_rows = [row for name in set_src for row in rows[name]]
-    for name, summary in real_summaries.items():  # the real targets' own clipped share
-        share = summary.get("clipped")
-        if share is not None and name not in set_src:
-            lo, hi = bootstrap_interval(lambda idx, s=share: {"v": float(s[idx].mean())}, len(share), n_boot,
-                                        seed).get("v", (np.nan, np.nan))
-            table_rows.append({"set": name, "statistic": "clipped_share", "value": float(share.mean()),
-                               "units": "fraction", "set_value": float(share.mean()), "real_value": real_share,
-                               "n_set": len(share), "n_real": n_real, "ci_low": lo, "ci_high": hi})
-    out = [pd.DataFrame(table_rows, columns=_COLUMNS)]
+        if refs is not None and name != fewshot_name:
+            novelty_rows[name] = summary
+        table = morphology(name, src) if kind == "galaxy" else None
+        if table is not None and len(table) < summary.n:
+            raise ValueError(f"set {name!r}: the morphology table has {len(table)} rows for {summary.n} maps")
+        judged[name] = _Judged(summary.n, summary.names, _judged_arrays(summary, scale, k),
+                               None if table is None else table.iloc[:summary.n].reset_index(drop=True),
+                               novelty=name != fewshot_name)
+
+    rows = _table(judged, reference_data, statistic, n_boot, n_permutations, seed, compare_with, level,
+                  reference_name, len(fewshot_names or []))
+    out = [pd.DataFrame(rows, columns=COLUMNS)]
     if return_novelty:
-        out.append(novelty_frames({name: novelty_rows[name] for name in set_src}, reference_names))
+        out.append(novelty_frames(novelty_rows, fewshot_names or []))
     if return_spectra:
         if fields is not None:
-            spectra = {**{key: (s["k"], s["power"]) for key, s in real_summaries.items()}, **spectra}
-        out.append(_spectra_table({name: spectra[name] for name in [*real_src, *set_src] if name in spectra}))
+            spectra = {reference_name: (ref_summary["k"], ref_summary["power"]), **spectra}
+        out.append(_spectra_table(spectra))
+    if return_two_sample:
+        out.append(_two_sample_table(judged, reference_data, n_permutations, seed, reference_name))
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def _table_rows(name, parts, n_boot, seed, n_references, n_real) -> list[dict]:
-    """The table's rows of one set: every statistic of ``parts`` ((function of an index array, rows)
-    pairs) on all rows, with its bootstrap interval."""
+def _judged_arrays(summary, scale, k: int) -> dict:
+    """The per-map arrays the statistics use, with standardized k-NN features and their radii."""
+    from ..fidelity import knn_radii
+
+    per_map = {key: summary.get(key) for key in ("power", "counts", "tails", "sums", "ratio", "max_cosine",
+                                                 "clipped") if summary.get(key) is not None}
+    if summary.get("precision") is not None:
+        feats = (summary["precision"] - scale[0]) / scale[1]
+        per_map["features"] = feats
+        if len(feats) > k:
+            per_map["radius"] = knn_radii(feats, k)
+        else:
+            per_map.pop("features")
+    return per_map
+
+
+def _table(judged: dict, reference: _Reference, statistic: _Statistics, n_boot: int, n_permutations: int,
+           seed: int, compare_with: str | None, level: float, reference_name: str, n_fewshot: int) -> list[dict]:
+    """The rows of every set: values on all rows, two-sided bootstrap intervals, paired differences to
+    ``compare_with`` and their permutation p-values."""
+    all_ref = np.arange(reference.n)
+    ref_draws = resample_draws(reference.n, n_boot, np.random.default_rng([seed, 0]))
+    full, draws = {}, {}
+    for position, (name, data) in enumerate(judged.items()):
+        full[name] = statistic(data, np.arange(data.n), all_ref)
+        set_draws = resample_draws(data.n, n_boot, np.random.default_rng([seed, 1 + position]))
+        per_draw = [_values(statistic(data, set_draws[b], ref_draws[b])) for b in range(len(ref_draws))]
+        draws[name] = {stat: np.array([d.get(stat, np.nan) for d in per_draw]) for stat in full[name]}
+    base = compare_with if compare_with in judged else None
     rows = []
-    for fn, n in parts:
-        intervals = bootstrap_interval(lambda idx, fn=fn: {key: v[0] for key, v in fn(idx).items()}, n, n_boot, seed)
-        for statistic_name, (value, units, set_value, real_value) in fn(np.arange(n)).items():
-            lo, hi = intervals.get(statistic_name, (np.nan, np.nan))
-            rows.append({"set": name, "statistic": statistic_name, "value": float(value), "units": units,
-                         "set_value": float(set_value), "real_value": float(real_value), "n_set": int(n),
-                         "n_real": int(n_references if statistic_name in _NOVELTY_STATISTICS else n_real),
-                         "ci_low": lo, "ci_high": hi})
+    for position, (name, data) in enumerate(judged.items()):
+        tests = {}
+        if base is not None and name != base and n_permutations > 0:
+            tests = _permutation_tests(judged[name], judged[base], reference, statistic, n_permutations,
+                                       np.random.default_rng([seed, 1000 + position]))
+        for stat, (value, units, set_value, real_value) in full[name].items():
+            lo, hi = percentile_interval(draws[name][stat], level)
+            row = {"set": name, "statistic": stat, "value": float(value), "units": units,
+                   "set_value": float(set_value), "real_value": float(real_value), "n_set": data.n,
+                   "n_real": n_fewshot if stat in NOVELTY_STATISTICS else reference.n, "ci_low": lo, "ci_high": hi,
+                   "reference": reference_name, "delta_vs_discovered": np.nan, "delta_low": np.nan,
+                   "delta_high": np.nan, "p_vs_discovered": np.nan}
+            if base is not None and name != base and direction(stat) is not None and stat in full[base]:
+                row["delta_vs_discovered"] = float(badness(stat, value) - badness(stat, full[base][stat][0]))
+                row["delta_low"], row["delta_high"] = percentile_interval(
+                    badness(stat, draws[name][stat]) - badness(stat, draws[base][stat]), level)
+                if stat in tests:
+                    row["p_vs_discovered"] = permutation_pvalue(row["delta_vs_discovered"], tests[stat])
+            rows.append(row)
     return rows
+
+
+def _permutation_tests(data: _Judged, base: _Judged, reference: _Reference, statistic: _Statistics,
+                       n_permutations: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Null draws of (distance of ``data``) - (distance of ``base``) per statistic: the two sets' rows pooled
+    and split at random into groups of their sizes, the reference rows redrawn with replacement each time."""
+    pooled = data.pooled_with(base)
+    pooled.names = None  # source_share is a property of one generator's names, not tested
+    null: dict[str, list] = {}
+    for _ in range(int(n_permutations)):
+        order = rng.permutation(pooled.n)
+        ref_idx = rng.integers(0, reference.n, reference.n)
+        first = _values(statistic(pooled, order[:data.n], ref_idx, radii="group"))
+        second = _values(statistic(pooled, order[data.n:], ref_idx, radii="group"))
+        for stat, value in first.items():
+            if direction(stat) is not None and stat in second:
+                null.setdefault(stat, []).append(float(badness(stat, value) - badness(stat, second[stat])))
+    return {stat: np.asarray(values) for stat, values in null.items()}
+
+
+def _two_sample_table(judged: dict, reference: _Reference, n_permutations: int, seed: int,
+                      reference_name: str):
+    """Energy-distance permutation test of every set's summary features against the reference's."""
+    import pandas as pd
+
+    from .two_sample import energy_test
+
+    rows = []
+    if "features" in reference.per_map:
+        for position, (name, data) in enumerate(judged.items()):
+            if "features" not in data.per_map:
+                continue
+            test = energy_test(data.per_map["features"], reference.per_map["features"], int(n_permutations),
+                               seed=int(np.random.default_rng([seed, 2000 + position]).integers(2**31)))
+            rows.append({"set": name, "reference": reference_name, "statistic": "energy_distance",
+                         "value": test["statistic"], "p_value": test["p_value"], "n_set": test["n_x"],
+                         "n_reference": test["n_y"], "n_reference_used": test["n_y_used"],
+                         "permutations": test["permutations"],
+                         "features": "summary features, standardized on the reference"})
+    return pd.DataFrame(rows, columns=TWO_SAMPLE_COLUMNS)
 
 
 def _spectra_table(spectra):
@@ -383,114 +429,4 @@ def _spectra_table(spectra):
     return pd.DataFrame(rows, columns=["set", "k", "power_mean", "power_std", "n_maps"])
 
 
-_NOVELTY_STATISTICS = ("near_copy_share", "mscore", "novelty_w1", "source_share")  # n_real: the few-shot
-
-
-def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str = "field", cfg: dict | None = None,
-                       morphology_paths: Mapping[str, object] | None = None, empirical_path=None):
-    """Statistics of every sample set of one dataset against its few-shot targets.
-
-    Every set (discovered samples, base-model samples, the fine-tuned baseline) is mapped
-    to physical units through the dataset's normalization record; the held-out targets
-    are added as the ``heldout`` set, the floor that sampling noise alone gives. The real
-    maps (few-shot and held-out) are the unclipped ones ingest kept, so their PDFs, spectra
-    and W1 include the tails beyond the record's lo/hi that no generated sample can reach;
-    every set, real ones included, gets its ``clipped_share``.
-
-    The discovered samples (``samples``) are called ``discovered`` in the tables.
-
-    Parameters
-    ----------
-    tensors_path : the dataset's ``tensors.h5`` (few-shot and held-out targets, the record).
-    set_paths : set name -> tensor file of samples.
-    kind : ``field`` (power spectra, PDFs) or ``galaxy`` (morphology).
-    cfg : the config's ``stats`` section: ``power_of``, ``window``, ``memorization_threshold``,
-        ``feature_extractor`` (a TorchScript file, or null for pixels), ``boxlength``, ``morphology``,
-        ``bootstrap`` (draws for the intervals), ``seed``, ``pdf_bins``, ``block_mb`` (maps read at a
-        time: no set is ever held whole).
-    morphology_paths : set name -> ``morphology/{set}.csv`` of rule ``morphology`` (galaxies; the
-        few-shot and held-out targets included); sets without one are measured with ``cfg["morphology"]``.
-
-    Returns
-    -------
-    comparison : DataFrame of :func:`compare_sets` (one row per set and statistic).
-    spectra : DataFrame, fields only (else empty): ``set``, ``k``, ``power_mean``,
-        ``power_std``, ``n_maps`` per k-bin, for the figures.
-    The ``baseline_samples`` set also gets ``rpscore_vs_base``: the share of its samples whose
-    feature cosine similarity to the base-model sample drawn from the same initial noise exceeds
-    0.6 (:func:`~discoverydiff.stats.novelty.paired_reproducibility`; ``set_value``: the mean
-    similarity), how much vanilla fine-tuning left the output unchanged. With ``empirical_path``
-    (rule ``sample_empirical``: the few-shot set's optimal denoiser from the same noise) the
-    ``base_samples`` and ``baseline_samples`` sets get ``rpscore_vs_empirical`` the same way:
-    how far each model is from the memorization limit.
-    novelty : DataFrame of :func:`~discoverydiff.stats.novelty.novelty_table`: ``set, name, d1,
-        d2, nearest`` (and ``ratio``, ``max_cosine``) for every sample of every set.
-    """
-    import pandas as pd
-
-    from ..fidelity import image_summary_features
-    from ..physical import record_from_attrs
-    from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, read_attrs
-    from .sources import RealMaps, SampleMaps
-
-    cfg = dict(cfg or {})
-    record = record_from_attrs(read_attrs(tensors_path), tensors_path)
-    fewshot, heldout = RealMaps(tensors_path, SPLIT_FEWSHOT, record), RealMaps(tensors_path, SPLIT_HELDOUT, record)
-    real = {SPLIT_FEWSHOT: fewshot}
-    sets = {table_set_name(name): SampleMaps(path, record, tensors_path) for name, path in set_paths.items()}
-    sets[SPLIT_HELDOUT] = heldout
-    features = None
-    if cfg.get("feature_extractor"):
-        extractor = load_feature_extractor(cfg["feature_extractor"])
-        features = lambda x: extractor(record.to_normalized(x)[0])  # noqa: E731  (extractors see [-1, 1])
-
-    def precision_features(x):
-        # k-NN precision / recall: the 35 documented summary features of the maps as the model sees
-        # them (fidelity.image_summary_features), standardized on the held-out targets
-        return image_summary_features(record.to_normalized(x)[0])
-
-    comparison, novelty, spectra = compare_sets(
-        real, sets, kind, boxlength=float(cfg.get("boxlength", 1.0)), power_of=cfg.get("power_of", "log10"),
-        window=cfg.get("window"), features=features,
-        memorization_threshold=float(cfg.get("memorization_threshold", NEAR_COPY_THRESHOLD)),
-        morphology_kwargs={k: v for k, v in (cfg.get("morphology") or {}).items() if v is not None},
-        morphology_tables={table_set_name(name): read_morphology_table(path)
-                           for name, path in (morphology_paths or {}).items()},
-        precision_features=precision_features, standardize_precision=True,
-        n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)),
-        pdf_bins=int(cfg.get("pdf_bins", PDF_BINS)), block_bytes=int(float(cfg.get("block_mb", 64)) * 2**20),
-        return_novelty=True, return_spectra=True)
-    # same initial noise: does fine-tuning change the output, and how close is each model to the
-    # few-shot set's own optimal denoiser (which can only return the targets)?
-    paired = dict(sets)
-    pairs = [("base_samples", "baseline_samples", "rpscore_vs_base")]
-    if empirical_path is not None:
-        paired["empirical"] = SampleMaps(empirical_path, record, tensors_path)
-        pairs += [("empirical", name, "rpscore_vs_empirical") for name in ("base_samples", "baseline_samples")]
-    rp_rows = []
-    for reference, name, statistic in pairs:
-        if reference not in paired or name not in paired:
-            continue
-        rp = paired_reproducibility(paired[reference], paired[reference].names, paired[name], paired[name].names,
-                                    features or pixel_features(kind), center=features is None,
-                                    n_boot=int(cfg.get("bootstrap", 200)), seed=int(cfg.get("seed", 0)))
-        if rp is not None:
-            rp_rows.append({"set": name, "statistic": statistic, "value": rp["value"], "units": "fraction",
-                            "set_value": rp["mean_similarity"], "real_value": np.nan, "n_set": rp["n"],
-                            "n_real": rp["n"], "ci_low": rp["ci_low"], "ci_high": rp["ci_high"]})
-    if rp_rows:
-        comparison = pd.concat([comparison, pd.DataFrame(rp_rows)], ignore_index=True)
-    return comparison, spectra, novelty
-
-
-def read_morphology_table(path):
-    """A ``morphology/{set}.csv`` of rule ``morphology``, with ``error`` as strings ("" when measured)."""
-    import pandas as pd
-
-    table = pd.read_csv(path, dtype={"error": object})
-    missing = {"failed", "error", *MORPHOLOGY_PARAMETERS} - set(table.columns)
-    if missing:
-        raise InputError(path, f"is not a morphology table: no column(s) {sorted(missing)}")
-    table["error"] = table["error"].fillna("").astype(str)
-    table["failed"] = table["failed"].astype(bool)
-    return table
+__all__ = ["COLUMNS", "NOVELTY_STATISTICS", "PDF_BINS", "TWO_SAMPLE_COLUMNS", "ArrayMaps", "compare_sets"]

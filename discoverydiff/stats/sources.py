@@ -6,8 +6,8 @@ statistics never hold more than one block of a set: the memory of the stats rule
 on the block size, not on how many maps a set has.
 
 - :class:`ArrayMaps`: maps already in memory (the functions' array API, notebooks, tests);
-- :class:`RealMaps`: one split of a dataset's ``tensors.h5``, the unclipped ``physical`` maps
-  ingest kept and its ``clipped`` mask;
+- :class:`RealMaps`: one split (few-shot, validation, test) of a dataset's ``tensors.h5``, the
+  unclipped ``physical`` maps ingest kept and its ``clipped`` mask;
 - :class:`SampleMaps`: a tensor file of samples (``x`` in [-1, 1]) mapped to physical units
   through the dataset's normalization record, with the mask of values at a clip bound.
 """
@@ -127,14 +127,15 @@ class RealMaps(_FileMaps):
 
 class SampleMaps(_FileMaps):
     """A tensor file of samples (``x`` in [-1, 1]) in physical units through ``record``, with the
-    mask of values at a clip bound (:meth:`NormalizationRecord.clip_mask`)."""
+    mask of values at a clip bound (:meth:`NormalizationRecord.clip_mask`); its first ``limit`` rows
+    when given (every generated set is judged at the same size)."""
 
-    def __init__(self, path, record, tensors_path=None):
+    def __init__(self, path, record, tensors_path=None, limit: int | None = None):
         from ..store import row_index
 
         self.path, self.record = path, record
         index = row_index(path)  # checks it is a tensor file
-        self.file_rows, self.names = index.rows, index.names
+        self.file_rows, self.names = index.rows[:limit], index.names[:limit]
         channels, *size = index.x_shape[1:]
         if channels != record.model_channels:
             raise InputError(path, f"has {channels} channel(s); {tensors_path or 'the dataset'}'s record maps "
