@@ -39,6 +39,9 @@ localrules:
     gather_shards,
     provenance,
     reconstruction_table,
+    compute,
+    results_markdown,
+    unscreened_latents,
 
 
 rule all:

@@ -14,6 +14,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     demo="radiation|galaxies",
     set="samples|baseline_samples|base_samples",
+    control="unscreened|prior",
     figure="reconstruction|latent_geometry|samples|power_spectra|pdfs|morphology|memorization|novelty_fidelity|jacobian|reproducibility",
 
 
@@ -47,6 +48,31 @@ def discovery_config(wildcards):
         **own.get("screen", {}),
     }
     return merged
+
+
+def screen_config(wildcards):
+    """The dataset's discovery.screen section (its selection is the baseline_selected control's too)."""
+    return discovery_config(wildcards)["screen"]
+
+
+def prior_discovery_config(wildcards):
+    """The discovered_prior control's discovery section: the paper's prior scheme, the same budget."""
+    from discoverydiff.evaluation.controls import prior_config
+
+    return prior_config(discovery_config(wildcards))
+
+
+def oversample(wildcards):
+    """Candidates per kept sample of the dataset's screening (1: no screening)."""
+    from discoverydiff.discovery import screen_oversample
+
+    return screen_oversample(discovery_config(wildcards))
+
+
+def baseline_draws(wildcards):
+    """Samples the fine-tuned model draws: n_samples, or oversample times as many for baseline_selected."""
+    n = config["discovery"]["n_samples"]
+    return n * oversample(wildcards) if "baseline_selected" in CONTROLS else n
 
 
 def demo_config(wildcards):
@@ -100,14 +126,31 @@ def engine_params(wildcards):
 
 
 NEURAL_SOURCES = ("trained", "diffusers", "adm")
+CONTROLS = config["evaluation"]["controls"]
 
 
 def sample_sets():
-    """The sample sets compared with the targets; closed-form models have no baseline."""
-    sets = ["samples", "base_samples"]
+    """The generated sets compared with the test maps; closed-form models have no baseline."""
+    sets = ["samples"]
+    sets += [
+        f"discovered_{c}"
+        for c in ("unscreened", "prior")
+        if f"discovered_{c}" in CONTROLS
+    ]
     if config["model"]["source"] in NEURAL_SOURCES:  # nothing to fine-tune otherwise
         sets.append("baseline_samples")
-    return sets
+        if "baseline_selected" in CONTROLS:
+            sets.append("baseline_selected")
+    return sets + ["base_samples"]
+
+
+def main_sets():
+    """The sets exported in physical units (FITS and HDF5): discovered, base model, fine-tuned."""
+    return [
+        name
+        for name in sample_sets()
+        if name in ("samples", "base_samples", "baseline_samples")
+    ]
 
 
 def set_path(dataset, name):
@@ -131,14 +174,50 @@ def stats_inputs(wildcards):
 
 
 # The real sets, rows of tensors.h5, whose morphology is measured beside the sample sets'.
-REAL_SETS = ["fewshot", "heldout"]
+REAL_SETS = ["fewshot", "validation", "test"]
 
 
-def morphology_tables(dataset):
+def sweep_references(wildcards):
+    """The base-model and fine-tuned samples (and galaxies' real morphology tables) the sweep is drawn with."""
+    inputs = [
+        set_path(wildcards.dataset, name) for name in main_sets() if name != "samples"
+    ]
+    if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
+        inputs += list(
+            morphology_tables(wildcards.dataset, ["fewshot", "validation"]).values()
+        )
+    return inputs
+
+
+def seeds_inputs(wildcards):
+    """The inputs of the seeds job: the few-shot targets' inversions, the ID latents, the model, and the
+    real sets' morphology (galaxies)."""
+    inputs = {
+        "tensors": f"results/{wildcards.dataset}/tensors.h5",
+        "latents": f"results/{wildcards.dataset}/latents.h5",
+        "id_latents": "results/base_model/id_latents.h5",
+        "model": model_inputs(wildcards),
+    }
+    if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
+        inputs.update(morphology_tables(wildcards.dataset, REAL_SETS))
+    return inputs
+
+
+def seeds_baseline(wildcards):
+    """The baseline section for the seeds rule, or None when the model has no weights to fine-tune."""
+    return config["baseline"] if config["model"]["source"] in NEURAL_SOURCES else None
+
+
+def compared_sets(wildcards):
+    """The generated sets of comparison.csv by their table names (samples are "discovered")."""
+    return ["discovered" if name == "samples" else name for name in sample_sets()]
+
+
+def morphology_tables(dataset, sets=None):
     """Input name -> morphology table of every set of a galaxy dataset (rule morphology)."""
     return {
         f"morphology_{name}": f"results/{dataset}/morphology/{name}.csv"
-        for name in REAL_SETS + sample_sets()
+        for name in (sets or REAL_SETS + sample_sets())
     }
 
 
@@ -157,13 +236,18 @@ def all_targets():
     per_dataset = [
         "results/{dataset}/reconstruction.csv",
         "results/{dataset}/comparison.csv",
+        "results/{dataset}/compute.csv",
         "results/{dataset}/geometry.csv",
         "results/{dataset}/jacobian.csv",
     ]
     physical = expand(
-        "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=sample_sets()
+        "results/{dataset}/physical/{set}.fits", dataset=DATASETS, set=main_sets()
     )
-    provenance = ["results/provenance/config.yaml", "results/provenance/software.tsv"]
+    provenance = [
+        "results/provenance/config.yaml",
+        "results/provenance/software.tsv",
+        "results/results.md",
+    ]
     base_model = ["results/base_model/source_check.csv"]
     return (
         expand(per_dataset, dataset=DATASETS)
@@ -213,8 +297,10 @@ def figure_inputs(wildcards):
             id_latents="results/base_model/id_latents.h5",
             discovered=f"{results}/discovered_latents.h5",
         )
-    elif figure == "morphology":
-        inputs.update(morphology_tables(wildcards.dataset))
+    elif figure == "morphology":  # the few-shot and test maps, and the main sets
+        inputs.update(
+            morphology_tables(wildcards.dataset, ["fewshot", "test"] + main_sets())
+        )
     elif figure == "power_spectra":
         inputs.update(
             spectra=f"{results}/power_spectra.csv",
@@ -224,20 +310,15 @@ def figure_inputs(wildcards):
         inputs["jacobian"] = f"{results}/jacobian.csv"
     elif figure == "reproducibility":
         inputs.update(
-            {name: set_path(wildcards.dataset, name) for name in sample_sets()},
+            {name: set_path(wildcards.dataset, name) for name in main_sets()},
             empirical=f"{results}/empirical_samples.h5",
         )
     elif (
         figure == "novelty_fidelity"
     ):  # opt-in: rule novelty_sweep decodes a set per setting
-        inputs.update(
-            sweep=f"{results}/novelty_sweep.csv",
-            comparison=f"{results}/comparison.csv",
-        )
+        inputs.update(sweep=f"{results}/novelty_sweep.csv")
     else:
-        inputs.update(
-            {name: set_path(wildcards.dataset, name) for name in sample_sets()}
-        )
+        inputs.update({name: set_path(wildcards.dataset, name) for name in main_sets()})
     return inputs
 
 

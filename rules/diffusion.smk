@@ -121,7 +121,7 @@ rule gather_shards:
     benchmark:
         "results/{group}/benchmarks/gather_{name}.tsv"
     wildcard_constraints:
-        name="latents|reconstruction|samples|id_latents",
+        name="latents|reconstruction|samples|id_latents|discovered_unscreened|discovered_prior",
     conda:
         "../envs/cpu.yaml"
     script:

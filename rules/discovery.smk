@@ -62,12 +62,14 @@ rule sample_discovered:
         "../workflow_scripts/sample_discovered.py"
 
 
+# The fine-tuned baseline draws n_samples, or oversample times as many when the baseline_selected
+# control is on (rule baseline_sets keeps the first n_samples and the selection's n_samples).
 rule finetune:
     input:
         tensors="results/{dataset}/tensors.h5",
         model=model_inputs,
     output:
-        "results/{dataset}/baseline_samples.h5",
+        "results/{dataset}/baseline_candidates.h5",
     log:
         "results/{dataset}/logs/finetune.log",
     benchmark:
@@ -80,9 +82,101 @@ rule finetune:
     params:
         engine=engine_params,
         baseline=config["baseline"],
-        n_samples=config["discovery"]["n_samples"],
+        n_samples=baseline_draws,
     script:
         "../workflow_scripts/finetune.py"
+
+
+rule baseline_sets:
+    input:
+        candidates="results/{dataset}/baseline_candidates.h5",
+        tensors="results/{dataset}/tensors.h5",
+    output:
+        samples="results/{dataset}/baseline_samples.h5",
+        selected="results/{dataset}/baseline_selected.h5",
+        screening="results/{dataset}/baseline_screening.csv",
+    log:
+        "results/{dataset}/logs/baseline_sets.log",
+    benchmark:
+        "results/{dataset}/benchmarks/baseline_sets.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: THREADS["numeric"]
+    params:
+        n_samples=config["discovery"]["n_samples"],
+        screen=screen_config,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/baseline_sets.py"
+
+
+# Controls of the discovered set (config evaluation.controls): the paper's prior scheme with the same
+# screening budget, and a random draw of discovery's candidates before screening.
+rule discover_prior:
+    input:
+        tensors="results/{dataset}/tensors.h5",
+        latents="results/{dataset}/latents.h5",
+        id_latents="results/base_model/id_latents.h5",
+        model=model_inputs,
+    output:
+        latents="results/{dataset}/controls/prior_latents.h5",
+        geometry="results/{dataset}/controls/prior_geometry.csv",
+        screening="results/{dataset}/controls/prior_screening.csv",
+    log:
+        "results/{dataset}/logs/discover_prior.log",
+    benchmark:
+        "results/{dataset}/benchmarks/discover_prior.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    threads: THREADS["torch"]
+    resources:
+        gpu=1,
+    params:
+        discovery=prior_discovery_config,
+        seed=config["seed"],
+        engine=engine_params,
+    script:
+        "../workflow_scripts/discover.py"
+
+
+rule unscreened_latents:
+    input:
+        "results/{dataset}/discovered_latents.h5",
+    output:
+        "results/{dataset}/controls/unscreened_latents.h5",
+    log:
+        "results/{dataset}/logs/unscreened_latents.log",
+    benchmark:
+        "results/{dataset}/benchmarks/unscreened_latents.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        n_samples=config["discovery"]["n_samples"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/unscreened_latents.py"
+
+
+rule sample_control:
+    input:
+        latents="results/{dataset}/controls/{control}_latents.h5",
+        model=model_inputs,
+    output:
+        temp("results/{dataset}/shards/discovered_{control}_{scatteritem}.h5"),
+    log:
+        "results/{dataset}/logs/sample_{control}_{scatteritem}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/sample_{control}_{scatteritem}.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    threads: THREADS["torch"]
+    resources:
+        gpu=1,
+    params:
+        engine=engine_params,
+        shard=shard_of,
+    script:
+        "../workflow_scripts/sample_discovered.py"
 
 
 # Opt-in (not part of `all`): the novelty-fidelity trade-off as discovery's knob varies;
@@ -92,8 +186,8 @@ rule novelty_sweep:
         tensors="results/{dataset}/tensors.h5",
         latents="results/{dataset}/latents.h5",
         id_latents="results/base_model/id_latents.h5",
-        comparison="results/{dataset}/comparison.csv",
         model=model_inputs,
+        references=sweep_references,
     output:
         "results/{dataset}/novelty_sweep.csv",
     log:

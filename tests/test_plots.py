@@ -36,7 +36,7 @@ from discoverydiff.physical import to_rgb_uint8
 from discoverydiff.stats import dataset_statistics, morphology_of_set, nearest_neighbour_ratios, table_set_name
 from discoverydiff.store import read_attrs, read_tensor_file, write_tensor_file
 
-N_FEWSHOT, N_HELDOUT, N_BASE, N_DISCOVERED = 6, 3, 8, 3
+N_FEWSHOT, N_VALIDATION, N_TEST, N_BASE, N_DISCOVERED = 6, 3, 3, 8, 3
 
 
 def _tree(root):
@@ -56,13 +56,13 @@ def field_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("field")
     results, base = _tree(root)
     rng = np.random.default_rng(7)
-    n = N_FEWSHOT + N_HELDOUT
+    n = N_FEWSHOT + N_VALIDATION + N_TEST
     g0 = np.stack([10.0 ** (2.5 + 0.6 * gaussian_random_field((8, 8), -3.0, rng)) for _ in range(n)])[:, None]
     record = fit_normalization(g0, "log10", units=["Habing"], channel_names=["field"], channel_mode="replicate")
     x, _ = record.to_normalized(g0)
     tensors = write_tensor_file(results / "tensors.h5", x, [f"cloud_{i:02d}.fits" for i in range(n)], "images",
                                 {"normalization": record.to_json(), "dataset": "dataset"},
-                                split=["fewshot"] * N_FEWSHOT + ["heldout"] * N_HELDOUT)
+                                split=["fewshot"] * N_FEWSHOT + ["validation"] * N_VALIDATION + ["test"] * N_TEST)
     model = analytic_model("analytic_gaussian", np.tanh(rng.normal(0, 0.5, (200, 3, 8, 8))), description="test")
     settings, options = DDIMSettings(900, 10), RunOptions(batch_size=16)
     invert_tensor_file(model, tensors, results / "latents.h5", settings, options)
@@ -82,10 +82,10 @@ def field_tree(tmp_path_factory):
     sample_empirical(model, tensors, results / "empirical_samples.h5", settings, options, N_BASE - 2)
     jacobian_table(model, {"fewshot": (x[:2], ["a", "b"]), "in_domain": (x[N_FEWSHOT:N_FEWSHOT + 2], ["c", "d"])},
                    [100, 500, 900], k=4, oversample=2, power_iterations=0).to_csv(results / "jacobian.csv", index=False)
-    comparison, spectra, novelty = dataset_statistics(tensors, sets, "field",
-                                                      empirical_path=results / "empirical_samples.h5")
-    comparison.to_csv(results / "comparison.csv", index=False)
-    spectra.to_csv(results / "power_spectra.csv", index=False)
+    result = dataset_statistics(tensors, sets, "field", {"permutations": 20},
+                                empirical_path=results / "empirical_samples.h5")
+    result.comparison.to_csv(results / "comparison.csv", index=False)
+    result.spectra.to_csv(results / "power_spectra.csv", index=False)
     return {"results": results, "base": base, "tensors": tensors, "record": record, "sets": sets, "root": root}
 
 
@@ -109,13 +109,13 @@ def galaxy_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("galaxy")
     results, base = _tree(root)
     rng = np.random.default_rng(3)
-    n_fewshot, n_heldout = 4, 2
-    rgb = _blobs(rng, n_fewshot + n_heldout)
+    n_fewshot, n_test = 4, 2
+    rgb = _blobs(rng, n_fewshot + n_test)
     record = fit_normalization(rgb, "linear", lo=0, hi=255, units=["", "", ""], channel_names=["R", "G", "B"])
     x, _ = record.to_normalized(rgb)
     tensors = write_tensor_file(results / "tensors.h5", x, [f"{100000 + i}.jpg" for i in range(len(x))], "images",
                                 {"normalization": record.to_json()},
-                                split=["fewshot"] * n_fewshot + ["heldout"] * n_heldout)
+                                split=["fewshot"] * n_fewshot + ["test"] * n_test)
     write_tensor_file(results / "reconstruction.h5", _near_copies(x[:n_fewshot], rng, 0.05),
                       [f"{100000 + i}.jpg" for i in range(n_fewshot)], "reconstruction")
     reconstruction_table(tensors, results / "reconstruction.h5").to_csv(results / "reconstruction.csv", index=False)
@@ -125,7 +125,7 @@ def galaxy_tree(tmp_path_factory):
                       [f"sample_{i}" for i in range(3)], "samples")
     sets = {"samples": results / "samples.h5", "base_samples": base / "samples.h5"}
     (results / "morphology").mkdir()
-    for name in ("fewshot", "heldout", *sets):  # what rule morphology writes
+    for name in ("fewshot", "test", *sets):  # what rule morphology writes
         morphology_of_set(tensors, name, sets.get(name)).to_csv(results / "morphology" / f"{name}.csv", index=False)
     return {"results": results, "base": base, "tensors": tensors, "record": record, "root": root, "sets": sets}
 
@@ -303,7 +303,7 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
     results = field_tree["results"]
     data = check_files(figure(field_figures[0], "power_spectra"), plots.SINGLE_COLUMN_IN)
     spectra = pd.read_csv(results / "power_spectra.csv")
-    assert set(data["set"]) == set(spectra["set"]) == {"fewshot", "heldout", "discovered", "base_samples",
+    assert set(data["set"]) == set(spectra["set"]) - {"validation"} == {"fewshot", "test", "discovered", "base_samples",
                                                        "baseline_samples"}
     merged = spectra.merge(data, on=["set", "k"], suffixes=("", "_plotted"))
     assert len(merged) == len(spectra)
@@ -312,16 +312,16 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
     comparison = pd.read_csv(results / "comparison.csv")
     slopes = comparison[comparison["statistic"] == "power_slope_difference"].set_index("set")
     plotted = data.groupby("set")["slope"].first()
-    for name in ("discovered", "base_samples", "baseline_samples", "heldout"):
+    for name in ("discovered", "base_samples", "baseline_samples", "fewshot"):
         assert plotted[name] == slopes.loc[name, "set_value"]
-    assert plotted["fewshot"] == slopes["real_value"].iloc[0]
-    real = data[data["set"] == "fewshot"]
-    np.testing.assert_allclose(real["ratio_to_fewshot"], 1.0)
+    assert plotted["test"] == slopes["real_value"].iloc[0]  # the reference of every statistic
+    real = data[data["set"] == "test"]
+    np.testing.assert_allclose(real["ratio_to_test"], 1.0)
 
 
 def test_pdfs_integrate_to_one_over_every_pixel(field_tree, field_figures):
     data = check_files(figure(field_figures[0], "pdfs"), plots.SINGLE_COLUMN_IN)
-    sizes = {"fewshot": N_FEWSHOT, "heldout": N_HELDOUT, "discovered": N_DISCOVERED, "base_samples": N_BASE,
+    sizes = {"fewshot": N_FEWSHOT, "test": N_TEST, "discovered": N_DISCOVERED, "base_samples": N_BASE,
              "baseline_samples": 4}
     assert list(dict.fromkeys(data["set"])) == list(sizes)
     record = field_tree["record"]
@@ -337,11 +337,12 @@ def test_memorization_histograms_count_every_sample_and_match_comparison_csv(fie
     data = check_files(figure(field_figures[0], "memorization"), plots.SINGLE_COLUMN_IN)
     comparison = pd.read_csv(field_tree["results"] / "comparison.csv")
     scores = comparison[comparison["statistic"] == "near_copy_share"].set_index("set")["value"]
-    sizes = {"heldout": N_HELDOUT, "discovered": N_DISCOVERED, "base_samples": N_BASE, "baseline_samples": 4}
+    sizes = {"test": N_TEST, "discovered": N_DISCOVERED, "base_samples": N_BASE, "baseline_samples": 4}
     for name, n in sizes.items():
         rows = data[data["set"] == name]
         assert rows["count"].sum() == n and (rows["n"] == n).all()
-        assert rows["score"].iloc[0] == pytest.approx(scores[name])
+        if name != "test":  # the test maps are the comparison's reference, not a judged set
+            assert rows["score"].iloc[0] == pytest.approx(scores[name])
     # the ratios are those of log10 G0, the features of the statistics
     record = field_tree["record"]
     fewshot = record.to_physical(read_tensor_file(field_tree["tensors"], split="fewshot").x)
@@ -363,11 +364,11 @@ def test_memorization_histograms_count_every_sample_and_match_comparison_csv(fie
 def test_morphology_draws_the_tables_of_rule_morphology(galaxy_tree, galaxy_figures):
     out, written = galaxy_figures
     data = check_files(figure(out, "morphology"), plots.DOUBLE_COLUMN_IN)
-    assert data.groupby("set").size().to_dict() == {"fewshot": 4, "heldout": 2, "discovered": 3, "base_samples": 3}
+    assert data.groupby("set").size().to_dict() == {"fewshot": 4, "test": 2, "discovered": 3, "base_samples": 3}
     for name in ("fewshot", "base_samples"):  # the plotted values are the table's, not measured again
         table = pd.read_csv(galaxy_tree["results"] / "morphology" / f"{name}.csv")
         np.testing.assert_array_equal(data[data["set"] == name]["gini"].to_numpy(), table["gini"].to_numpy())
-    real = data[data["set"].isin(["fewshot", "heldout"])]
+    real = data[data["set"].isin(["fewshot", "test"])]
     assert not real["failed"].any()  # clean blobs are measured
     assert real["gini"].between(0, 1).all() and np.isfinite(real["m20"]).all()
     assert (data["failed"] == data["error"].fillna("").ne("")).all()
@@ -434,17 +435,23 @@ def test_novelty_fidelity_sweep_and_figure(field_tree, tmp_path):
     results = field_tree["results"]
     rng = np.random.default_rng(7)
     model = analytic_model("analytic_gaussian", np.tanh(rng.normal(0, 0.5, (200, 3, 8, 8))), description="test")
+    references = {"base_samples": field_tree["base"] / "samples.h5"}
     table = novelty_fidelity_sweep(field_tree["tensors"], results / "latents.h5", field_tree["base"] / "id_latents.h5",
                                    model, DDIMSettings(900, 10), RunOptions(batch_size=16),
                                    {"n_ref": 4, "tolerance": 4.0, "max_candidates": 50_000}, {}, "field",
-                                   values=[0.1, 0.4], n_samples=4)
-    assert list(table["value"]) == [0.1, 0.4] and (table["error"] == "").all()
-    # each setting is measured as rule stats measures the discovered set
-    assert table["fidelity"].gt(0).all() and table["near_copy_share"].between(0, 1).all()
+                                   values=[0.1, 0.4], n_samples=3, reference_sets=references)
+    sweep = table[table["set"] == "sweep"]
+    assert list(sweep["value"]) == [0.1, 0.4] and (sweep["error"] == "").all()
+    # each setting is measured as rule stats measures the discovered set, against the validation maps
+    assert sweep["fidelity"].gt(0).all() and sweep["near_copy_share"].between(0, 1).all()
+    assert set(table["set"]) == {"sweep", "base_samples", "fewshot"}
     table.to_csv(results / "novelty_sweep.csv", index=False)
     files = plots.make_figure("novelty_fidelity", results, field_tree["base"], tmp_path, "field")
     data = pd.read_csv(files.data)
     assert list(data[data["set"] == "sweep"]["value"]) == [0.1, 0.4]
-    comparison = pd.read_csv(results / "comparison.csv")
-    held = comparison.query("set == 'heldout' and statistic == 'pdf_w1_log10'")["value"].item()
-    assert data[data["set"] == "heldout"]["fidelity"].item() == pytest.approx(held)
+    from discoverydiff.stats import dataset_statistics
+
+    direct = dataset_statistics(field_tree["tensors"], references, "field", {"bootstrap": 0, "permutations": 0},
+                                n_samples=3, reference="validation").comparison
+    base = direct.query("set == 'base_samples' and statistic == 'pdf_w1_log10'")["value"].item()
+    assert data[data["set"] == "base_samples"]["fidelity"].item() == pytest.approx(base)

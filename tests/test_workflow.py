@@ -26,14 +26,15 @@ TINY_DEMO = {
     "diffusion": {"t0": 900, "n_inv_step": 20, "batch_size": 8, "n_base_samples": 12},
     "discovery": {"n_samples": 4, "tolerance": 2.0, "max_candidates": 20000},
     "jacobian": {"timesteps": [100, 900], "points": 1, "k": 4, "oversample": 2, "power_iterations": 0},
-    "demo": {"radiation": {"n_fits": 4, "n_hdf5": 4, "size": 64, "slope": -3.0, "n_stars": 2},
+    "stats": {"bootstrap": 50, "permutations": 50},
+    "demo": {"radiation": {"n_fits": 6, "n_hdf5": 6, "size": 64, "slope": -3.0, "n_stars": 2},
              "galaxies": {"n": 10, "size": 128}},
     "datasets": {
         "radiation": {
             "generate": "radiation",
             "inputs": [{"format": "fits", "pattern": "resources/demo/radiation/fits/*.fits"},
                        {"format": "hdf5", "pattern": "resources/demo/radiation/stack.h5", "dataset": "G0"}],
-            "channels": "replicate", "n_fewshot": 6,
+            "channels": "replicate", "n_fewshot": 6, "n_validation": 1,
             "normalize": {"transform": "log10", "gaussianize": 9, "percentiles": [0, 100]},
             "discovery": {"min_weight": 0.45, "screen": {"select": "set"}},
         },
@@ -42,7 +43,7 @@ TINY_DEMO = {
             "generate": "galaxies",
             "inputs": [{"format": "image", "pattern": "resources/demo/galaxies/images/*.jpg"}],
             "crop": {"fraction": 0.5}, "resample": "lanczos",
-            "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 6,
+            "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 6, "n_validation": 1,
         },
     },
 }
@@ -69,7 +70,7 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     rad = read_tensor_file(tmp_path / "results/radiation/tensors.h5")
     gal = read_tensor_file(tmp_path / "results/galaxies/tensors.h5")
-    assert rad.x.shape == (8, 3, 16, 16) and (rad.split == "fewshot").sum() == 6
+    assert rad.x.shape == (12, 3, 16, 16) and (rad.split == "fewshot").sum() == 6
     assert gal.x.shape == (10, 3, 16, 16) and (gal.split == "fewshot").sum() == 6
     assert rad.attrs["normalization"]["units"] == ["Habing"]
     assert len(rad.attrs["normalization"]["gaussianize"]["knots"][0]) == 9  # normal scores of the few-shot maps
@@ -78,7 +79,8 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         assert hdul[1].header["BUNIT"] == "Habing" and "CTYPE1" not in hdul[1].header
     assert "power_slope_difference" in set(pd.read_csv(tmp_path / "results/radiation/comparison.csv")["statistic"])
     assert len(rad.attrs["config_sha256"]) == 64
-    assert "8 maps (6 few-shot, 2 held-out)" in (tmp_path / "results/radiation/logs/ingest.log").read_text()
+    assert "12 maps (6 few-shot, 1 validation, 5 test, 0 unused)" in (
+        tmp_path / "results/radiation/logs/ingest.log").read_text()
     latents = read_tensor_file(tmp_path / "results/radiation/latents.h5")
     assert latents.x.shape == (6, 3, 16, 16) and latents.attrs["n_steps"] == 20
     assert latents.attrs["model"].startswith("analytic_gaussian:natural_patches(n=256,seed=5)")
@@ -98,14 +100,23 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         select = discovered.attrs["acceptance"]["screening"]["select"]
         assert select == {"radiation": "set", "galaxies": "each"}[dataset]
         comparison = pd.read_csv(tmp_path / f"results/{dataset}/comparison.csv")
-        # closed form: no baseline; the few-shot targets appear with their clipped share only
-        assert set(comparison["set"]) == {"discovered", "base_samples", "heldout", "fewshot"}
-        assert set(comparison[comparison["set"] == "fewshot"]["statistic"]) == {"clipped_share"}
+        # closed form: no baseline; the controls of discovery, the few-shot and validation maps, all against
+        # the test maps; the few-shot maps are their own novelty references
+        generated = {"discovered", "discovered_unscreened", "discovered_prior", "base_samples"}
+        assert set(comparison["set"]) == generated | {"fewshot", "validation"}
+        assert set(comparison["reference"].dropna()) <= {"test", "base_samples", "empirical"}
+        assert comparison.groupby("set")["n_set"].max()[sorted(generated)].eq(4).all()  # every set at n_samples
+        assert "near_copy_share" not in set(comparison[comparison["set"] == "fewshot"]["statistic"])
         assert {"near_copy_share", "mscore", "novelty_w1", "source_share"} <= set(comparison["statistic"])
+        others = comparison[comparison["set"] != "discovered"]
+        assert others["p_vs_discovered"].notna().any() and others["delta_vs_discovered"].notna().any()
+        two_sample = pd.read_csv(tmp_path / f"results/{dataset}/two_sample.csv")
+        assert set(two_sample["set"]) <= generated | {"fewshot", "validation"}
+        compute = pd.read_csv(tmp_path / f"results/{dataset}/compute.csv").set_index("set")
+        assert compute.loc["discovered", "unet_forwards"] > compute.loc["discovered_unscreened", "unet_forwards"]
         novelty = pd.read_csv(tmp_path / f"results/{dataset}/novelty.csv")
-        sizes = {"discovered": 4, "heldout": len(read_tensor_file(tmp_path / f"results/{dataset}/tensors.h5",
-                                                                     split="heldout").names),
-                 "base_samples": len(read_tensor_file(tmp_path / "results/base_model/samples.h5").names)}
+        sizes = {"discovered": 4, "discovered_unscreened": 4, "discovered_prior": 4, "base_samples": 4,
+                 "validation": 1}
         assert novelty.groupby("set").size().to_dict() == sizes
         with fits.open(tmp_path / f"results/{dataset}/physical/samples.fits") as hdul:
             assert len(hdul) == 6 and hdul[1].data.shape[-2:] == (16, 16)
@@ -184,7 +195,7 @@ def _user_dataset(tmp_path, on_bad_input):
         fits.PrimaryHDU(m).writeto(data / f"m{i}.fits", overwrite=True)
     return {"model": {"resolution": 16}, "datasets": {"user": {
         "inputs": [{"format": "fits", "pattern": "data/*.fits"}], "units": "Habing",
-        "channels": "replicate", "n_fewshot": 2, "on_bad_input": on_bad_input}}}
+        "channels": "replicate", "n_fewshot": 2, "n_validation": 0, "on_bad_input": on_bad_input}}}
 
 
 def test_bad_input_fails_the_job_naming_the_file_and_leaves_no_output(tmp_path):
@@ -215,6 +226,7 @@ def test_sharded_run_gives_the_one_shard_results(tmp_path, monkeypatch):
     config["diffusion"]["eta"] = 0.5  # fresh noise per step: also the per-image generators are sharded right
     config["diffusion"]["batch_size"] = 2  # shards hold whole batches: 6 few-shot rows are 3 batches
     config["threads"] = {"torch": 1, "numeric": 1}
+    config["evaluation"] = {"controls": ["discovered_unscreened"]}  # its decoding is sharded too
     runs = {}
     for shards in (1, 3):
         config["shards"] = shards

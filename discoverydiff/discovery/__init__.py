@@ -38,7 +38,17 @@ from .geometry import (
 )
 from .mixing import discovered_pairs, mixing_table, pair_mixtures
 from .sampling import DiscoveryResult, TooFewAccepted, discover
-from .screening import SELECT, STATISTICS, TABLE_COLUMNS, map_statistics, preview, screen, screen_scores, select
+from .screening import (
+    SELECT,
+    STATISTICS,
+    TABLE_COLUMNS,
+    map_statistics,
+    preview,
+    screen,
+    screen_images,
+    screen_scores,
+    select,
+)
 from .set_selection import SET_STATISTICS, MapSums, map_sums, pooled_statistics, select_set
 from .sweep import NOVELTY_COLUMNS, fidelity_distance, novelty_fidelity_sweep
 
@@ -79,6 +89,7 @@ __all__ = [
     "pooled_statistics",
     "preview",
     "screen",
+    "screen_images",
     "screen_oversample",
     "screen_scores",
     "screen_steps",

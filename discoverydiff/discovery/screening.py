@@ -195,6 +195,18 @@ def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, target
             raise ConfigError(f"screening: reference maps {target_images.shape[1:]} and latents "
                               f"{tuple(candidates.shape[1:])} differ in shape")
     cand_images = preview(model, candidates, t0, steps, options)
+    return screen_images(cand_images, target_images, n_keep, candidate_names, target_names, select_by, record, seed,
+                         restarts)
+
+
+def screen_images(cand_images: np.ndarray, target_images: np.ndarray, n_keep: int, candidate_names, target_names,
+                  select_by: str = "each", record=None, seed: int = 0,
+                  restarts: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
+    """Keep ``n_keep`` of the decoded candidates (N, C, H, W) that look like the targets' maps (M, C, H, W):
+    :func:`screen` once the images are at hand (also the ``baseline_selected`` control's selection of
+    fine-tuned samples). Returns the keep mask, the table and the set selection's record."""
+    if select_by not in SELECT:
+        raise ConfigError(f"discovery.screen.select must be one of {SELECT}, got {select_by!r}")
     target_stats, cand_stats = map_statistics(target_images), map_statistics(cand_images)
     z, score = screen_scores(cand_stats, target_stats)
     by_score = select(score, n_keep)
@@ -219,4 +231,4 @@ def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, target
 
 
 __all__ = ["SELECT", "STATISTICS", "TABLE_COLUMNS", "comparison_space", "map_statistics", "screen_scores", "select",
-           "select_as_set", "preview", "screen"]
+           "select_as_set", "preview", "screen", "screen_images"]

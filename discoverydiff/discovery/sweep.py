@@ -2,12 +2,13 @@
 
 For each value of a discovery setting (by default ``min_weight``, the smallest slerp weight),
 discovery runs on the dataset's inverted targets, the accepted latents are decoded with the
-workflow's DDIM settings, and the decoded set is measured exactly as rule ``stats`` measures
-the discovered set (:func:`discoverydiff.stats.dataset_statistics`). The table says, per
-setting, how novel the samples are (near-copy share, W1 of d1/d2 to the held-out targets) and
-how close their statistics stay to the targets; :func:`discoverydiff.plots.plot_novelty_fidelity`
-draws it with the held-out, base-model and fine-tuned sets of ``comparison.csv`` as reference
-points, so a user can pick a setting.
+workflow's DDIM settings, and the decoded set is measured as rule ``stats`` measures the
+discovered set (:func:`discoverydiff.stats.dataset_statistics`), but against the **validation**
+maps: choosing a setting is the validation split's job, and the test maps stay unseen. The table
+says, per setting, how novel the samples are (near-copy share, W1 of d1/d2 to the validation maps')
+and how close their statistics are to the validation maps;
+:func:`discoverydiff.plots.plot_novelty_fidelity` draws it with the few-shot maps, the base-model
+and the fine-tuned sets measured the same way as reference points.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def fidelity_distance(comparison, kind: str):
 def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, settings, options,
                            discovery_cfg: dict, stats_cfg: dict, kind: str, knob: str = "min_weight",
                            values: Sequence[float] = (0.05, 0.15, 0.25, 0.35, 0.45), n_samples: int = 16,
-                           seed: int = 0, morphology_paths=None):
+                           seed: int = 0, morphology_paths=None, reference_sets=None):
     """Discover, decode and measure the discovered set at every value of ``knob``.
 
     Parameters
@@ -52,13 +53,16 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
     values : its values.
     n_samples : latents per setting.
     morphology_paths : the real sets' morphology tables (galaxies), as for rule ``stats``.
+    reference_sets : set name -> tensor file (e.g. ``base_samples``, ``baseline_samples``), measured
+        against the validation maps too, as reference points (their first ``n_samples`` maps).
 
     Returns
     -------
     pandas.DataFrame
-        One row per value: ``knob``, ``value``, ``fidelity`` (:func:`fidelity_distance`), the
-        :data:`NOVELTY_COLUMNS`, ``acceptance_rate``; a setting where discovery stopped short
-        has its ``error``.
+        One row per value (``set`` = ``sweep``): ``knob``, ``value``, ``fidelity``
+        (:func:`fidelity_distance`), the :data:`NOVELTY_COLUMNS`, ``acceptance_rate``; a setting
+        where discovery stopped short has its ``error``. Then one row per reference set (the
+        few-shot maps among them), with ``value`` empty.
     """
     import pandas as pd
 
@@ -72,7 +76,7 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
         for value in values:
             cfg = {**discovery_cfg, knob: value, "n_samples": n_samples}
             where = Path(tmp) / f"{knob}_{value}"
-            row = {"knob": knob, "value": float(value)}
+            row = {"set": "sweep", "knob": knob, "value": float(value)}
             try:
                 result = discover_from_files(latents_path, id_latents_path, where / "latents.h5",
                                              where / "geometry.csv", cfg, seed, model=model, options=options,
@@ -82,13 +86,22 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
                 rows.append({**row, "error": str(exc)})
                 continue
             generate_tensor_file(model, where / "latents.h5", where / "samples.h5", settings, options, seed)
-            comparison, _, _ = dataset_statistics(tensors_path, {"samples": where / "samples.h5"}, kind,
-                                                  {**stats_cfg, "bootstrap": 0}, morphology_paths=morphology_paths)
+            comparison = dataset_statistics(tensors_path, {"samples": where / "samples.h5"}, kind,
+                                            {**stats_cfg, "bootstrap": 0, "permutations": 0},
+                                            morphology_paths=morphology_paths, reference="validation").comparison
             found = comparison[comparison["set"] == "discovered"].set_index("statistic")["value"]
-            row.update({"fidelity": fidelity_distance(comparison, kind).get("discovered", np.nan),
+            row.update({"set": "sweep", "fidelity": fidelity_distance(comparison, kind).get("discovered", np.nan),
                         "acceptance_rate": result.acceptance_rate, "error": ""})
             row.update({name: float(found.get(name, np.nan)) for name in NOVELTY_COLUMNS})
             log.info("%s = %s: %s", knob, value, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
             rows.append(row)
-    columns = ["knob", "value", "fidelity", *NOVELTY_COLUMNS, "acceptance_rate", "error"]
+    comparison = dataset_statistics(tensors_path, dict(reference_sets or {}), kind,
+                                    {**stats_cfg, "bootstrap": 0, "permutations": 0}, morphology_paths=morphology_paths,
+                                    n_samples=n_samples, reference="validation").comparison
+    fidelity = fidelity_distance(comparison, kind)
+    for name in dict.fromkeys(comparison["set"]):
+        found = comparison[comparison["set"] == name].set_index("statistic")["value"]
+        rows.append({"set": name, "knob": knob, "value": np.nan, "fidelity": fidelity.get(name, np.nan), "error": "",
+                     **{column: float(found.get(column, np.nan)) for column in NOVELTY_COLUMNS}})
+    columns = ["set", "knob", "value", "fidelity", *NOVELTY_COLUMNS, "acceptance_rate", "error"]
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -1,4 +1,4 @@
-"""Field figures: radial power spectra and one-point PDFs of every set against the few-shot targets."""
+"""Field figures: radial power spectra and one-point PDFs of every set against the test maps."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
+from ..store import SPLIT_FEWSHOT, SPLIT_TEST
 from .style import (
     _STYLE,
     SINGLE_COLUMN_IN,
+    TABLE_ONLY_SETS,
     FigureFiles,
     _log_label,
     _new_figure,
@@ -30,15 +31,16 @@ from .style import (
 
 def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: str = "$G_0$", unit: str = "Habing",
                        power_of: str = "log10", length_unit: str = "map side") -> FigureFiles:
-    """Set-mean radial power spectra with their spread over maps, against the few-shot targets.
+    """Set-mean radial power spectra with their spread over maps, against the test maps.
 
     Top: P(k) of every set of ``power_spectra.csv`` (mean over maps; band: the standard
     deviation s over maps as a factor, mean x/÷ (1 + s / mean), which is symmetric on the
     log axis, always positive and mean +- s to first order for a small spread).
-    Bottom: the ratio of each set's mean spectrum to the targets' (set ``fewshot``). The
-    legend gives each set's fitted power-law slope: ``set_value`` of its
-    ``power_slope_difference`` row in ``comparison.csv``, the targets' from ``real_value``
-    (fits in log10-log10, :func:`discoverydiff.stats.fit_power_law`).
+    Bottom: the ratio of each set's mean spectrum to the test maps' (set ``test``, the reference of
+    every statistic). The legend gives each set's fitted power-law slope: ``set_value`` of its
+    ``power_slope_difference`` row in ``comparison.csv``, the test maps' from ``real_value``
+    (fits in log10-log10, :func:`discoverydiff.stats.fit_power_law`). The controls and the
+    validation maps are in the tables, not in the figure (:data:`~.style.TABLE_ONLY_SETS`).
 
     Parameters
     ----------
@@ -58,7 +60,7 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
     -------
     FigureFiles
         Sidecar: ``set``, ``k``, ``power_mean``, ``power_std`` (as read), ``band_lower``,
-        ``band_upper`` (as drawn), ``ratio_to_fewshot``, ``slope``, ``n_maps``.
+        ``band_upper`` (as drawn), ``ratio_to_test``, ``slope``, ``n_maps``.
     """
     spectra = pd.read_csv(power_spectra_csv)
     comparison = pd.read_csv(comparison_csv)
@@ -67,15 +69,16 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
             raise InputError(power_spectra_csv, f"has no column {column!r} (columns: {list(spectra.columns)})")
     if spectra.empty:
         raise InputError(power_spectra_csv, "holds no spectra (is the dataset a field?)")
-    if SPLIT_FEWSHOT not in set(spectra["set"]):
-        raise InputError(power_spectra_csv, f"has no '{SPLIT_FEWSHOT}' spectrum to compare the sets with")
+    if SPLIT_TEST not in set(spectra["set"]):
+        raise InputError(power_spectra_csv, f"has no '{SPLIT_TEST}' spectrum to compare the sets with")
     slope_rows = comparison[comparison["statistic"] == "power_slope_difference"]
     slopes = dict(zip(slope_rows["set"], slope_rows["set_value"].astype(float)))
     if len(slope_rows):
-        slopes[SPLIT_FEWSHOT] = float(slope_rows["real_value"].iloc[0])
-    spectra = spectra[np.isfinite(spectra["k"]) & np.isfinite(spectra["power_mean"])]
-    real = spectra[spectra["set"] == SPLIT_FEWSHOT].set_index("k")["power_mean"]
-    order = [SPLIT_FEWSHOT] + [s for s in dict.fromkeys(spectra["set"]) if s != SPLIT_FEWSHOT]
+        slopes[SPLIT_TEST] = float(slope_rows["real_value"].iloc[0])
+    spectra = spectra[np.isfinite(spectra["k"]) & np.isfinite(spectra["power_mean"])
+                      & ~spectra["set"].isin(TABLE_ONLY_SETS)]
+    real = spectra[spectra["set"] == SPLIT_TEST].set_index("k")["power_mean"]
+    order = [SPLIT_TEST] + [s for s in dict.fromkeys(spectra["set"]) if s != SPLIT_TEST]
     positive = spectra["power_mean"][spectra["power_mean"] > 0]
     floor = float(positive.min()) / 10.0 if len(positive) else 1e-12
     power_unit = {"log10": "dex$^2$", "overdensity": "", "field": f"{unit}$^2$" if unit else ""}.get(power_of, "")
@@ -94,14 +97,14 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
             lower, upper = np.maximum(mean / factor, floor), mean * factor
             slope = slopes.get(name, np.nan)
             text = f"{label}, $\\alpha$ = {slope:.2f}" if np.isfinite(slope) else label
-            style = "--" if name == SPLIT_HELDOUT else "-"
+            style = "--" if name == SPLIT_FEWSHOT else "-"
             top.fill_between(k, lower, upper, color=colour, alpha=0.15, lw=0)
             top.plot(k, mean, style, color=colour, label=text, marker="o", ms=2)
             ratio = mean / real.reindex(k).to_numpy(dtype=np.float64)
-            if name != SPLIT_FEWSHOT:
+            if name != SPLIT_TEST:
                 bottom.plot(k, ratio, style, color=colour, marker="o", ms=2)
             rows += [{"set": name, "k": k[j], "power_mean": mean[j], "power_std": std[j], "band_lower": lower[j],
-                      "band_upper": upper[j], "ratio_to_fewshot": ratio[j], "slope": slope,
+                      "band_upper": upper[j], "ratio_to_test": ratio[j], "slope": slope,
                       "n_maps": part["n_maps"].iloc[j] if "n_maps" in part else np.nan} for j in range(len(k))]
         bottom.axhline(1.0, color="black", lw=0.6)
         for ax in (top, bottom):
@@ -115,7 +118,7 @@ def plot_power_spectra(power_spectra_csv, comparison_csv, out_stem, quantity: st
         bottom.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         bottom.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         top.set_ylabel(_with_unit(f"P(k) of {what}", " ".join(u for u in (power_unit, area) if u)))
-        bottom.set_ylabel("P / P$_{targets}$")
+        bottom.set_ylabel("P / P$_{test}$")
         bottom.set_xlabel(f"wavenumber k [rad per {length_unit}]")
         top.legend(loc="lower left")
         return _save(fig, out_stem, pd.DataFrame(rows))
@@ -134,7 +137,7 @@ def _pdf_range(values: Mapping[str, np.ndarray], real_names, tail: float = 0.1) 
     return float(lo), float(hi)
 
 
-def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, include_heldout: bool = True,
+def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, include_test: bool = True,
               channel: int = 0) -> FigureFiles:
     """One-point PDFs of log10 of the field, per set, against the few-shot targets.
 
@@ -152,8 +155,8 @@ def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, 
     sets : dict of str -> path
     out_stem : str or Path
     bins : int
-    include_heldout : bool
-        Add the held-out targets (the sampling-noise floor), as the statistics do.
+    include_test : bool
+        Add the test maps (unseen: the reference every statistic is measured against).
     channel : int
 
     Returns
@@ -165,7 +168,7 @@ def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, 
     from ..stats import pdf_log10
 
     record = _read_record(tensors_h5)
-    real = _real_sets(tensors_h5, record, include_heldout)
+    real = _real_sets(tensors_h5, record, include_test)
     data = {name: images.physical[:, channel] for name, images in real.items()}
     for name, path in sets.items():
         data[name] = _physical(path, record, tensors_h5).physical[:, channel]
@@ -192,7 +195,7 @@ def plot_pdfs(tensors_h5, sets: Mapping[str, object], out_stem, bins: int = 40, 
                 density, _ = np.histogram(v, bins=edges, density=True)
             label, colour = _set_style(set_name, position)
             in_range = int(((v >= edges[0]) & (v <= edges[-1])).sum())
-            ax.stairs(density, edges, color=colour, linestyle="--" if set_name == SPLIT_HELDOUT else "-",
+            ax.stairs(density, edges, color=colour, linestyle="--" if set_name == SPLIT_TEST else "-",
                       label=f"{label} ({len(data[set_name])} maps)", lw=1.2 if set_name == SPLIT_FEWSHOT else 1.0)
             rows += [{"set": set_name, "left": edges[b], "right": edges[b + 1], "density": density[b],
                       "n_values": v.size, "n_in_range": in_range} for b in range(bins)]

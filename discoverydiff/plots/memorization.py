@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
+from ..store import SPLIT_FEWSHOT, SPLIT_TEST
 from .style import (
     _STYLE,
     SINGLE_COLUMN_IN,
@@ -25,7 +25,7 @@ from .style import (
 
 
 def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshold: float = 1.0 / 3.0,
-                      kind: str | None = None, features: Callable | None = None, include_heldout: bool = True,
+                      kind: str | None = None, features: Callable | None = None, include_test: bool = True,
                       bins: int = 20) -> FigureFiles:
     """Nearest-neighbour ratio d1/d2 of every set against the few-shot targets.
 
@@ -45,8 +45,8 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
     kind : {"field", "galaxy"}, optional
     features : callable, optional
         (n, C, H, W) physical -> (n, D) features.
-    include_heldout : bool
-        Add the held-out targets: real images that are not copies, the reference level.
+    include_test : bool
+        Add the test maps: real unseen images that are not copies, the reference level.
     bins : int
         Bins over [0, 1].
 
@@ -59,7 +59,7 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
 
     record = _read_record(tensors_h5)
     kind = _resolve_kind(kind, record)
-    real = _real_sets(tensors_h5, record, include_heldout)
+    real = _real_sets(tensors_h5, record, include_test)
     references = real[SPLIT_FEWSHOT].physical
     if references.shape[0] < 2:
         raise InputError(tensors_h5, "needs at least 2 few-shot targets for nearest-neighbour ratios")
@@ -82,7 +82,7 @@ def plot_memorization(tensors_h5, sets: Mapping[str, object], out_stem, threshol
             label, colour = _set_style(name, position + 1)
             counts, _ = np.histogram(np.clip(ratios, 0.0, 1.0), bins=edges)
             ax.stairs(counts / max(len(ratios), 1), edges, color=colour, lw=1.0,
-                      linestyle="--" if name == SPLIT_HELDOUT else "-",
+                      linestyle="--" if name == SPLIT_TEST else "-",
                       label=f"{label} ({len(ratios)}): near-copy share {score:.2f}")
             rows += [{"set": name, "left": edges[b], "right": edges[b + 1], "count": int(counts[b]),
                       "n": len(ratios), "score": score, "threshold": threshold} for b in range(bins)]

@@ -8,7 +8,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
+from ..store import SPLIT_FEWSHOT, SPLIT_TEST
 from .style import (
     _STYLE,
     DOUBLE_COLUMN_IN,
@@ -50,7 +50,7 @@ def plot_morphology(tables: Mapping[str, object], out_stem) -> FigureFiles:
     ----------
     tables : dict of str -> path or DataFrame
         Set name -> its morphology table (``morphology/{set}.csv``), in legend order; the
-        real sets are ``fewshot`` and ``heldout``.
+        real sets are ``fewshot``, ``validation`` and ``test``.
     out_stem : str or Path
 
     Returns
@@ -69,7 +69,7 @@ def plot_morphology(tables: Mapping[str, object], out_stem) -> FigureFiles:
     table = pd.concat(parts, ignore_index=True)
     data = dict(tables)
     ok = table[~table["failed"]]
-    real = ok[ok["set"].isin([SPLIT_FEWSHOT, SPLIT_HELDOUT])]
+    real = ok[ok["set"].isin([SPLIT_FEWSHOT, SPLIT_TEST])]
     frames = {column: _frame(ok[column], real[column]) for column in ("m20", "gini", "asymmetry", "concentration")}
     with mpl.rc_context(_STYLE):
         fig = _new_figure(DOUBLE_COLUMN_IN, 3.0)
@@ -80,9 +80,9 @@ def plot_morphology(tables: Mapping[str, object], out_stem) -> FigureFiles:
             n_all = int((table["set"] == name).sum())
             n_failed = n_all - len(part)
             text = f"{label} ({n_all}" + (f", {n_failed} failed)" if n_failed else ")")
-            marker = "*" if name == SPLIT_FEWSHOT else ("s" if name == SPLIT_HELDOUT else "o")
+            marker = "*" if name == SPLIT_FEWSHOT else ("s" if name == SPLIT_TEST else "o")
             kwargs = {"color": colour, "marker": marker, "s": 18 if marker == "*" else 9, "lw": 0,
-                      "alpha": 0.85, "zorder": 3 if name in (SPLIT_FEWSHOT, SPLIT_HELDOUT) else 2}
+                      "alpha": 0.85, "zorder": 3 if name in (SPLIT_FEWSHOT, SPLIT_TEST) else 2}
             for ax, (xcol, ycol) in ((gm, ("m20", "gini")), (ca, ("asymmetry", "concentration"))):
                 x, y = part[xcol].to_numpy(dtype=float), part[ycol].to_numpy(dtype=float)
                 (xlo, xhi), (ylo, yhi) = frames[xcol], frames[ycol]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT
+from ..store import SPLIT_FEWSHOT, SPLIT_TEST
 from .fields import plot_pdfs, plot_power_spectra
 from .geometry import plot_latent_geometry
 from .jacobian import plot_jacobian_rank
@@ -47,7 +47,7 @@ def figure_inputs(name: str, results_dir, base_model_dir) -> list[Path]:
         "power_spectra": [results / "power_spectra.csv", results / "comparison.csv"],
         "morphology": [results / "morphology" / f"{SPLIT_FEWSHOT}.csv"],  # other sets' tables when present
         # opt-in (not in figure_names): needs rule novelty_sweep, which decodes a set per setting
-        "novelty_fidelity": [results / "novelty_sweep.csv", results / "comparison.csv"],
+        "novelty_fidelity": [results / "novelty_sweep.csv"],
         "jacobian": [results / "jacobian.csv"],
         "reproducibility": [base / "samples.h5", results / "empirical_samples.h5"],  # the fine-tuned set if present
     }.get(name, [])
@@ -101,7 +101,7 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
     if name == "samples":
         return plot_sample_grids(tensors, sets, stem, kind=kind)
     if name == "novelty_fidelity":
-        return plot_novelty_fidelity(results / "novelty_sweep.csv", results / "comparison.csv", stem, kind=kind)
+        return plot_novelty_fidelity(results / "novelty_sweep.csv", stem, kind=kind)
     if name == "jacobian":
         return plot_jacobian_rank(results / "jacobian.csv", stem)
     if name == "reproducibility":
@@ -116,7 +116,7 @@ def make_figure(name: str, results_dir, base_model_dir, out_dir, kind: str | Non
     if name == "pdfs":
         return plot_pdfs(tensors, sets, stem)
     if name == "morphology":
-        tables = {name: results / "morphology" / f"{name}.csv" for name in (SPLIT_FEWSHOT, SPLIT_HELDOUT, *sets)}
+        tables = {name: results / "morphology" / f"{name}.csv" for name in (SPLIT_FEWSHOT, SPLIT_TEST, *sets)}
         return plot_morphology({name: path for name, path in tables.items() if path.exists()}, stem)
     return plot_memorization(tensors, sets, stem, threshold=float(cfg.get("memorization_threshold", 1.0 / 3.0)),
                              kind=kind)

@@ -65,7 +65,7 @@ def plot_sample_grids(tensors_h5, sets: Mapping[str, object], out_stem, kind: st
 
     record = _read_record(tensors_h5)
     kind = _resolve_kind(kind, record)
-    rows_data = {SPLIT_FEWSHOT: _real_sets(tensors_h5, record, include_heldout=False)[SPLIT_FEWSHOT]}
+    rows_data = {SPLIT_FEWSHOT: _real_sets(tensors_h5, record, include_test=False)[SPLIT_FEWSHOT]}
     for name, path in sets.items():
         rows_data[name] = _physical(path, record, tensors_h5)
     return draw_grid(rows_data, record, kind, out_stem, n, channel)

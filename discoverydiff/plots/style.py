@@ -15,7 +15,7 @@ Conventions
 - Colour maps are perceptually uniform (viridis for maps); signed residuals use
   ``coolwarm`` (Moreland 2009), a diverging map with a light, neutral zero.
 - Sets have one colour and name in every figure (Okabe & Ito colour-blind-safe palette):
-  few-shot targets black, held-out targets grey, discovered vermillion, base model blue,
+  few-shot targets black, test maps grey, discovered vermillion, base model blue,
   fine-tuned baseline green.
 - Sizes are journal columns (3.4 in single, 7 in double), fonts 7-8 pt; figures use
   constrained layout and a local ``rcParams`` context, never the global state, and
@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..normalize import NormalizationRecord
-from ..store import SPLIT_FEWSHOT, SPLIT_HELDOUT, atomic_path, read_attrs, read_tensor_file
+from ..store import SPLIT_FEWSHOT, SPLIT_TEST, atomic_path, read_attrs, read_tensor_file
 
 KINDS = ("field", "galaxy")
 SINGLE_COLUMN_IN = 3.4
@@ -61,15 +61,22 @@ _RESIDUAL_CMAP = "coolwarm"
 # (label, colour) of every set name the workflow uses; Okabe & Ito (2008) palette.
 _SETS = {
     "fewshot": ("few-shot targets", "black"),
-    "heldout": ("held-out targets", "0.55"),
+    "test": ("test maps (unseen)", "0.55"),
+    "validation": ("validation maps", "0.75"),
     "samples": ("discovered", "#D55E00"),
     "discovered": ("discovered", "#D55E00"),  # the samples' name in tables; also the discovered latents
     "base_samples": ("base model", "#0072B2"),
     "baseline_samples": ("fine-tuned baseline", "#009E73"),
+    "baseline_selected": ("fine-tuned, selected", "#56B4E9"),
+    "discovered_unscreened": ("discovered, unscreened", "#E69F00"),
+    "discovered_prior": ("paper's prior scheme", "#AA4499"),
     "empirical": ("few-shot optimal denoiser", "#CC79A7"),
     "target": ("target latents", "black"),
     "id": ("ID latents (base model)", "#0072B2"),
 }
+#: Sets of the tables that the figures leave out (the controls and the validation maps), so that a figure
+#: shows the discovered set, the base model, the fine-tuned baseline and the few-shot and test maps.
+TABLE_ONLY_SETS = ("baseline_selected", "discovered_unscreened", "discovered_prior", "validation")
 _EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 _GENERIC_CHANNEL_NAMES = {"", "field", "value"}
 
@@ -129,7 +136,7 @@ def _physical(path, record: NormalizationRecord, tensors_h5) -> _Images:
     return _images(ts.x, ts.names, record)
 
 
-def _real_sets(tensors_h5, record, include_heldout: bool) -> dict[str, _Images]:
+def _real_sets(tensors_h5, record, include_test: bool) -> dict[str, _Images]:
     """The real maps as ingest kept them (unclipped), ``saturated`` from ingest's clip mask."""
     from ..physical import real_physical_maps
 
@@ -137,7 +144,7 @@ def _real_sets(tensors_h5, record, include_heldout: bool) -> dict[str, _Images]:
     if images.split is None:
         raise InputError(tensors_h5, "has no 'split' dataset; the few-shot targets cannot be told apart")
     out = {}
-    for split in (SPLIT_FEWSHOT, SPLIT_HELDOUT) if include_heldout else (SPLIT_FEWSHOT,):
+    for split in (SPLIT_FEWSHOT, SPLIT_TEST) if include_test else (SPLIT_FEWSHOT,):
         if not (images.split == split).any():
             continue
         values, clipped, names, _ = real_physical_maps(tensors_h5, split)
