@@ -1,4 +1,5 @@
-"""The shipped configs: each validates against config/schema.yaml, and the paper's flags build the paper's models."""
+"""The shipped configs: each validates against config/schema.yaml, the paper's flags build the paper's models, and
+the paper configs run the paper's discovery scheme."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from snakemake.utils import update_config, validate
 
 from discoverydiff.adm import adm_from_flags, count_parameters
 from discoverydiff.diffusion import timestep_sequence
+from discoverydiff.discovery import screen_oversample
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 SCHEMA = str(CONFIG / "schema.yaml")
 MODELS = sorted((CONFIG / "paper").glob("model_*.yaml"))
 DATA = sorted((CONFIG / "paper").glob("data_*.yaml"))
+VARIANT = CONFIG / "paper" / "variant_pairs_screening.yaml"
 
 
 def merged(*paths: Path) -> dict:
@@ -41,6 +44,10 @@ def test_paper_config_pairs_validate_with_the_paper_settings(model, data):
     assert (config["diffusion"]["t0"], config["diffusion"]["n_inv_step"], config["diffusion"]["eta"]) == (900, 80, 0.0)
     assert timestep_sequence(900, 80)[:4] == [0, 11, 22, 34]  # docs/method.md, section 2
     assert (config["discovery"]["n_slerp"], config["discovery"]["n_ref"]) == (20, 10)
+    # the paper's scheme: slerp towards draws of the targets' Gaussian at every weight, no screening
+    assert config["discovery"]["scheme"] == "prior" and config["discovery"]["min_weight"] is None
+    assert screen_oversample(config["discovery"]) == 1
+    assert all("discovery" not in dataset for dataset in config["datasets"].values())  # no dataset overrides it
     assert all(dataset["kind"] in ("field", "galaxy") for dataset in config["datasets"].values())
     # every path a user must supply is marked, in the file where it is set
     for path in (model, data):
@@ -81,3 +88,17 @@ def test_a_dataset_named_like_the_shared_model_folder_is_rejected():
         validate(config, schema=SCHEMA)
     config["datasets"]["base_models"] = config["datasets"].pop("base_model")  # only that one name
     validate(config, schema=SCHEMA)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_the_variant_runs_this_projects_method_on_the_papers_settings(model):
+    paper = merged(model, DATA[0])
+    variant = merged(model, DATA[0], VARIANT)
+    validate(paper, schema=SCHEMA)
+    validate(variant, schema=SCHEMA)
+    assert variant["discovery"]["scheme"] == "pairs" and screen_oversample(variant["discovery"]) > 1
+    changed = {k for k in variant["discovery"] if variant["discovery"][k] != paper["discovery"].get(k)}
+    assert changed == {"scheme", "min_weight", "screen"}
+    same = [key for key in paper if key != "discovery"]
+    assert {k: variant[k] for k in same} == {k: paper[k] for k in same} and set(variant) == set(paper)
+
