@@ -19,7 +19,7 @@ def documented(path: Path) -> list[Command]:
 
 def test_the_docs_document_snakemake_commands():
     commands = {str(p.relative_to(REPO)): [c for c in documented(p) if c.program == "snakemake"] for p in DOCS}
-    assert commands["config/README.md"] and commands["profiles/slurm/README.md"]
+    assert commands["config/README.md"] and commands["profiles/slurm/README.md"] and commands["docs/paper.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
