@@ -34,6 +34,7 @@ import torch
 
 from .diffusion import alphas_cumprod, make_betas
 from .errors import ConfigError, InputError
+from .source_domain import source_images as source_images
 from .store import sha256_file
 
 log = logging.getLogger(__name__)
@@ -295,32 +296,6 @@ def analytic_model(kind: str, images: np.ndarray, schedule: dict | None = None, 
     digest = hashlib.sha256(images.tobytes()).hexdigest()[:16]
     return EpsModel(net, betas, f"{kind}:{description}:n={len(images)}:sha256={digest}",
                     images.shape[1], images.shape[2])
-
-
-def source_images(cfg: dict, resolution: int, channels: int, seed: int) -> tuple[np.ndarray, str]:
-    """The source-domain images for closed-form models and training (config ``model.source_images``).
-
-    ``{kind: natural_patches, n: N}`` cuts N patches from scikit-image's bundled photographs;
-    ``{kind: tensors, path: results/X/tensors.h5}`` uses an ingested tensor file.
-    """
-    kind = cfg.get("kind", "natural_patches")
-    if kind == "natural_patches":
-        from .training import natural_image_patches
-
-        n = int(cfg.get("n", 1024))
-        images = natural_image_patches(n, resolution, seed)
-        if channels == 1:
-            images = images.mean(axis=1, keepdims=True)
-        return images, f"natural_patches(n={n},seed={seed})"
-    if kind == "tensors":
-        from .store import read_tensor_file
-
-        ts = read_tensor_file(cfg["path"])
-        if ts.x.shape[1:] != (channels, resolution, resolution):
-            raise InputError(cfg["path"], f"holds {ts.x.shape[1:]} images; the model takes "
-                                          f"({channels}, {resolution}, {resolution})")
-        return ts.x, f"tensors({cfg['path']})"
-    raise ConfigError(f"model.source_images.kind must be natural_patches or tensors, got {kind!r}")
 
 
 class NoiseSchedule:

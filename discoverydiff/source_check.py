@@ -72,7 +72,7 @@ def heldout_source_images(model_cfg: dict, seed: int, n: int) -> tuple[np.ndarra
     kind = explicit.get("kind", "natural_patches")
     resolution, channels = int(model_cfg.get("resolution", 32)), int(model_cfg.get("channels", 3))
     if kind == "natural_patches":  # the training images' own generator, at a seed training never used
-        from .models import source_images
+        from .source_domain import source_images
 
         return source_images({"kind": kind, "n": n}, resolution, channels, int(seed) + HELDOUT_SEED_OFFSET)
     path = explicit["path"]

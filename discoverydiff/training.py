@@ -7,7 +7,8 @@ small model, trained here on crops of the colour photographs bundled with scikit
 
 What is here, top to bottom:
 
-- :func:`natural_image_patches`: the source-domain data set, offline and seeded;
+- :func:`natural_image_patches`: the source-domain data set, offline and seeded (defined in
+  :mod:`discoverydiff.source_domain`, which :mod:`discoverydiff.models` shares; importable here too);
 - :func:`small_unet_config`: ``diffusers.UNet2DModel`` kwargs of a CPU-sized eps-predictor;
 - :func:`train_eps_model`: DDPM training with the "simple" loss, AdamW, clipping, EMA;
 - :func:`save_diffusers_checkpoint`: an atomic, diffusers-format checkpoint directory
@@ -22,7 +23,6 @@ and ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` (Ho et al. 2020,
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import time
@@ -36,87 +36,15 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .diffusion import make_betas
-from .store import atomic_path
+from .errors import InputError
+from .models import load_state_dict_checked
+from .source_domain import SKIMAGE_PHOTOS as SKIMAGE_PHOTOS
+from .source_domain import _skimage_photo as _skimage_photo
+from .source_domain import natural_image_patches as natural_image_patches
+from .source_domain import source_images
+from .store import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
-
-#: Colour photographs shipped inside the scikit-image wheel (no pooch download needed).
-#: ``hubble_deep_field`` is left out on purpose: the source domain must not contain galaxies.
-#: ``stereo_motorcycle`` returns (left, right, disparity); its left view is used.
-SKIMAGE_PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "retina",
-    "stereo_motorcycle",
-)
-
-
-# --------------------------------------------------------------------------- data
-
-
-@functools.cache
-def _skimage_photo(name: str) -> np.ndarray:
-    """One bundled photograph as a read-only (H, W, 3) uint8 array."""
-    import skimage.data
-
-    image = getattr(skimage.data, name)()
-    if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
-        image = image[0]
-    image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
-    image.setflags(write=False)
-    return image
-
-
-def natural_image_patches(n: int, size: int, seed: int, scale_range=(0.25, 1.0)) -> np.ndarray:
-    """Random square crops of natural colour photographs, the demo's source domain.
-
-    Each patch picks one of :data:`SKIMAGE_PHOTOS` uniformly, a square side uniform in
-    ``scale_range * min(H, W)`` pixels, a uniform position and a horizontal flip with
-    probability 1/2, and is resized to ``size x size`` with Pillow's Lanczos filter
-    (which widens its kernel when downsampling, i.e. anti-aliases). Only files bundled
-    with scikit-image are read: no network access.
-
-    Parameters
-    ----------
-    n : int
-        Number of patches.
-    size : int
-        Side of the output patches, pixels.
-    seed : int
-        Seed of ``numpy.random.default_rng``; the same seed gives the same patches.
-    scale_range : (float, float)
-        Smallest and largest crop side as a fraction of the photo's shorter side, in (0, 1].
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, 3, size, size) float32 in [-1, 1] (``2 * uint8 / 255 - 1``).
-    """
-    from PIL import Image
-
-    lo, hi = (float(s) for s in scale_range)
-    if not 0.0 < lo <= hi <= 1.0:
-        raise ValueError(f"scale_range must satisfy 0 < lo <= hi <= 1, got {scale_range!r}")
-    if n < 0 or size < 1:
-        raise ValueError(f"need n >= 0 and size >= 1, got n={n}, size={size}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, 3, size, size), dtype=np.float32)
-    for i in range(n):
-        photo = _skimage_photo(SKIMAGE_PHOTOS[rng.integers(len(SKIMAGE_PHOTOS))])
-        height, width = photo.shape[:2]
-        side = max(1, int(round(rng.uniform(lo, hi) * min(height, width))))
-        top = int(rng.integers(height - side + 1))
-        left = int(rng.integers(width - side + 1))
-        crop = Image.fromarray(photo[top : top + side, left : left + side])
-        patch = np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
-        if rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        out[i] = patch.transpose(2, 0, 1) / 127.5 - 1.0
-    return out
-
 
 # ------------------------------------------------------------------ model, schedule
 
@@ -497,7 +425,7 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
                      snapshot_every: int = 0) -> dict:
     """Rule ``train_base``: train the demo-sized base model from config and save it.
 
-    The source domain is ``model.source_images`` (see :func:`discoverydiff.models.source_images`),
+    The source domain is ``model.source_images`` (see :func:`discoverydiff.source_domain.source_images`),
     the architecture :func:`small_unet_config` at ``model.resolution`` / ``model.channels``, the
     schedule ``model.schedule`` and the optimiser settings ``model.train`` (steps, batch_size,
     lr, lr_schedule, warmup_steps, ema_decay, init_from). With ``init_from`` (a diffusers
@@ -512,8 +440,6 @@ def train_base_model(model_cfg: dict, out_dir, seed: int = 0, device: str = "aut
         The summary written to ``training.json`` (without the per-step losses).
     """
     from diffusers import UNet2DModel
-
-    from .models import source_images
 
     resolution, channels = int(model_cfg.get("resolution", 32)), int(model_cfg.get("channels", 3))
     schedule = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000,
@@ -571,10 +497,6 @@ def _load_initial_weights(unet: torch.nn.Module, path) -> dict:
     ``training.json`` (which may itself name an earlier checkpoint).
     """
     from safetensors.torch import load_file
-
-    from .errors import InputError
-    from .models import load_state_dict_checked
-    from .store import sha256_file
 
     path = Path(path)
     weights = path / "diffusion_pytorch_model.safetensors"

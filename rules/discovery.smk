@@ -180,7 +180,7 @@ rule sample_control:
 
 
 # Opt-in (not part of `all`): the novelty-fidelity trade-off as discovery's knob varies;
-# `snakemake results/{dataset}/figures/novelty_fidelity.pdf` draws it.
+# `snakemake --cores N results/{dataset}/figures/novelty_fidelity.pdf` draws it.
 rule novelty_sweep:
     input:
         tensors="results/{dataset}/tensors.h5",

@@ -1,5 +1,5 @@
 # Paper figures of every dataset, drawn from its results alone, and the run's provenance
-# for the report: snakemake figures; snakemake --report report.html
+# for the report: snakemake figures --cores N; snakemake --report report.html
 
 
 rule figure:

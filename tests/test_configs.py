@@ -1,22 +1,31 @@
-"""The shipped configs: each validates against config/schema.yaml, and the paper's flags build the paper's models."""
+"""The shipped configs: each validates against config/schema.yaml, the paper's flags build the paper's models, the
+paper configs run the paper's discovery scheme, and the templates a user copies dry-run once filled in."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from dryrun import copy_repository, fill_placeholders
 from snakemake.utils import update_config, validate
 
 from discoverydiff.adm import adm_from_flags, count_parameters
 from discoverydiff.diffusion import timestep_sequence
+from discoverydiff.discovery import screen_oversample
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 SCHEMA = str(CONFIG / "schema.yaml")
 MODELS = sorted((CONFIG / "paper").glob("model_*.yaml"))
 DATA = sorted((CONFIG / "paper").glob("data_*.yaml"))
+VARIANT = CONFIG / "paper" / "variant_pairs_screening.yaml"
+TEMPLATES = sorted((CONFIG / "templates").glob("*.yaml"))
 
 
 def merged(*paths: Path) -> dict:
@@ -41,6 +50,10 @@ def test_paper_config_pairs_validate_with_the_paper_settings(model, data):
     assert (config["diffusion"]["t0"], config["diffusion"]["n_inv_step"], config["diffusion"]["eta"]) == (900, 80, 0.0)
     assert timestep_sequence(900, 80)[:4] == [0, 11, 22, 34]  # docs/method.md, section 2
     assert (config["discovery"]["n_slerp"], config["discovery"]["n_ref"]) == (20, 10)
+    # the paper's scheme: slerp towards draws of the targets' Gaussian at every weight, no screening
+    assert config["discovery"]["scheme"] == "prior" and config["discovery"]["min_weight"] is None
+    assert screen_oversample(config["discovery"]) == 1
+    assert all("discovery" not in dataset for dataset in config["datasets"].values())  # no dataset overrides it
     assert all(dataset["kind"] in ("field", "galaxy") for dataset in config["datasets"].values())
     # every path a user must supply is marked, in the file where it is set
     for path in (model, data):
@@ -81,3 +94,60 @@ def test_a_dataset_named_like_the_shared_model_folder_is_rejected():
         validate(config, schema=SCHEMA)
     config["datasets"]["base_models"] = config["datasets"].pop("base_model")  # only that one name
     validate(config, schema=SCHEMA)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_the_variant_runs_this_projects_method_on_the_papers_settings(model):
+    paper = merged(model, DATA[0])
+    variant = merged(model, DATA[0], VARIANT)
+    validate(paper, schema=SCHEMA)
+    validate(variant, schema=SCHEMA)
+    assert variant["discovery"]["scheme"] == "pairs" and screen_oversample(variant["discovery"]) > 1
+    changed = {k for k in variant["discovery"] if variant["discovery"][k] != paper["discovery"].get(k)}
+    assert changed == {"scheme", "min_weight", "screen"}
+    same = [key for key in paper if key != "discovery"]
+    assert {k: variant[k] for k in same} == {k: paper[k] for k in same} and set(variant) == set(paper)
+
+
+def test_config_readme_states_the_demo_settings():
+    row = next(line for line in (CONFIG / "README.md").read_text().splitlines() if line.startswith("| `config.yaml`"))
+    demo = yaml.safe_load((CONFIG / "config.yaml").read_text())["diffusion"]
+    assert re.search(r"t0 = (\d+)", row).group(1) == str(demo["t0"])
+    assert re.search(r"(\d+) DDIM steps", row).group(1) == str(demo["n_inv_step"])
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.stem)
+def test_template_validates_and_marks_what_to_fill_in(template):
+    config = merged(template)
+    validate(config, schema=SCHEMA)
+    (name, dataset), = config["datasets"].items()
+    assert dataset["kind"] == template.stem
+    lines = [line for line in template.read_text().splitlines() if not line.lstrip().startswith("#")]
+    marked = [line for line in lines if "FILL IN" in line]
+    assert marked and all("/path/to/" in line for line in marked)
+    assert "config/schema.yaml" in template.read_text()
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The "Job stats" table of a Snakemake dry run: rule -> jobs."""
+    table = dry_run_output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.stem)
+def test_template_dry_runs_once_its_placeholders_point_at_files(template, tmp_path):
+    copy = copy_repository(tmp_path / "repo")
+    mine = copy / f"my_{template.stem}.yaml"
+    shutil.copy(template, mine)
+    made = fill_placeholders(mine, tmp_path / "inputs")
+    assert made and all(path.exists() for path in made)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "8", "--configfile", mine.name], cwd=copy,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = job_counts(run.stdout)
+    assert jobs["ingest"] == 1 and jobs["discover"] == 1 and "train_base" not in jobs  # the given checkpoint
+    if template.stem == "galaxy":
+        assert jobs["morphology"] == 5 and jobs["figure"] == 7  # fewshot, heldout and three sample sets
+    else:
+        assert "morphology" not in jobs and jobs["figure"] == 8  # power spectra and PDFs instead
+    assert not (copy / "results").exists()  # a dry run writes no result

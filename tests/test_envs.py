@@ -170,6 +170,21 @@ def test_rules_use_the_gpu_env_exactly_when_they_ask_for_a_gpu():
         assert gpu == (name in GPU_RULES), name
 
 
+@pytest.mark.parametrize("env", ["cpu.yaml", "gpu.yaml"])
+def test_env_header_names_exactly_the_rules_that_use_it(env):
+    rules = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        rules.update(_rules(path.read_text()))
+    using = {name for name, body in rules.items() if f'"../envs/{env}"' in body}
+    header = []
+    for line in (ENVS / env).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    named = {word for word in re.findall(r"\w+", " ".join(header)) if word in rules}
+    assert using and named == using, (sorted(named - using), sorted(using - named))
+
+
 @pytest.mark.parametrize("env", ["cpu", "gpu"])
 def test_post_deploy_installs_the_checkout_it_is_run_from(env, tmp_path):
     stub = tmp_path / "bin"

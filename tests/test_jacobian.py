@@ -173,3 +173,46 @@ def test_a_trained_denoiser_of_a_mixture_keeps_to_the_union_of_its_subspaces():
         assert numerical_rank(exact) == 2  # t = 20: every point's class is certain
         assert 2 <= spectrum_rank(trained, total)[0] <= 4
         assert trained[4] < 0.02 * trained[0]
+
+
+def _documented_cost(path, k, oversample, power_iterations):
+    """The cost formula written in ``path`` ("2 (power_iterations + 1) (k + oversample) + ..."), evaluated."""
+    import re
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / path).read_text().split())
+    match = re.search(r"2 \(power_iterations \+ 1\) \(k \+ oversample\)( \+ max\(oversample, 4\))?", text)
+    assert match, f"{path} states no Jacobian cost formula"
+    expression = match.group(0).replace(") (", ") * (").replace("2 (", "2 * (")
+    return eval(expression, {"max": max}, {"k": k, "oversample": oversample, "power_iterations": power_iterations})
+
+
+@pytest.mark.parametrize("path", ["config/schema.yaml", "config/README.md", "docs/statistics.md"])
+@pytest.mark.parametrize("k, oversample, power_iterations", [(8, 4, 1), (5, 2, 0), (6, 10, 2)])
+def test_the_documented_cost_is_the_number_of_jacobian_products(monkeypatch, path, k, oversample, power_iterations):
+    import torch.func
+
+    counted = {"jvp": 0, "vjp": 0}
+    jvp, vjp = torch.func.jvp, torch.func.vjp
+
+    def counting_jvp(f, primals, tangents):
+        counted["jvp"] += tangents[0].shape[0]
+        return jvp(f, primals, tangents)
+
+    def counting_vjp(f, *primals):
+        out, pullback = vjp(f, *primals)
+
+        def counting_pullback(cotangent):
+            counted["vjp"] += cotangent.shape[0]
+            return pullback(cotangent)
+
+        return out, counting_pullback
+
+    monkeypatch.setattr(torch.func, "jvp", counting_jvp)
+    monkeypatch.setattr(torch.func, "vjp", counting_vjp)
+    w = torch.randn((48, 48), generator=torch.Generator().manual_seed(1), dtype=torch.float64) / 7
+    x = torch.randn((3, 4, 4), dtype=torch.float64)
+    # what rule jacobian computes: the top k and the whole spectrum's estimate, one product per pass
+    jacobian_singular_values(lambda v: torch.tanh(v.reshape(len(v), -1) @ w).reshape(v.shape), x, k,
+                             oversample=oversample, power_iterations=power_iterations, batch=1, return_total=True)
+    assert counted["jvp"] + counted["vjp"] == _documented_cost(path, k, oversample, power_iterations)

@@ -1,6 +1,7 @@
 """Memorization and reproducibility of samples, in pixel or learned feature space.
 
-Nearest-neighbour distance ratios and the memorization score, paired cosine similarity
+Nearest-neighbour distance ratios, the highest cosine similarity to a reference (the
+memorization score's input, :func:`max_cosine_similarity`), paired cosine similarity
 and the reproducibility score, as in Zhang et al. (ICML 2024, "The Emergence of
 Reproducibility and Consistency in Diffusion Models"); :func:`load_feature_extractor`
 loads a user-supplied TorchScript or ``torch.export`` feature model for them.
@@ -83,6 +84,25 @@ def nearest_neighbour_ratios(samples, references, features: Callable | None = No
         ratio = np.where(d2 > 0, d1 / d2, 1.0)
     return pd.DataFrame({"nearest_index": best_i[:, 0], "second_index": best_i[:, 1],
                          "d1": d1, "d2": d2, "ratio": ratio})
+
+
+def max_cosine_similarity(samples, references, features: Callable | None = None,
+                          center_on_references: bool | None = None) -> np.ndarray:
+    """Highest cosine similarity of each sample's features to any reference: (N,) in [-1, 1].
+
+    ``center_on_references`` (default: True for pixel features, False for an extractor)
+    subtracts the references' mean feature vector from both first.
+    """
+    s, r = _features(samples, features), _features(references, features)
+    if center_on_references is None:
+        center_on_references = features is None
+    if center_on_references:
+        mean = r.mean(axis=0, keepdims=True)
+        s, r = s - mean, r - mean
+    sn, rn = np.linalg.norm(s, axis=1), np.linalg.norm(r, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (s @ r.T) / (sn[:, None] * rn[None, :])
+    return np.nan_to_num(cos, nan=0.0).max(axis=1) if cos.size else np.zeros(len(s))
 
 
 def paired_cosine_similarity(set_a, set_b, features: Callable | None = None, center: bool | None = None) -> np.ndarray:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .neighbours import _features
+from .neighbours import max_cosine_similarity as max_cosine_similarity
 from .onepoint import _log10_values, wasserstein1
 
 #: What the tables call the discovered samples (their file is ``results/{dataset}/samples.h5``).
@@ -56,25 +57,6 @@ def pixel_features(kind: str) -> Callable | None:
     """The documented stand-in feature space of the novelty and reproducibility statistics when
     no feature model is given: log10 values of fields, flattened (None: the pixels themselves)."""
     return (lambda x: _log10_values(x).reshape(len(x), -1)) if kind == "field" else None
-
-
-def max_cosine_similarity(samples, references, features: Callable | None = None,
-                          center_on_references: bool | None = None) -> np.ndarray:
-    """Highest cosine similarity of each sample's features to any reference: (N,) in [-1, 1].
-
-    ``center_on_references`` (default: True for pixel features, False for an extractor)
-    subtracts the references' mean feature vector from both first.
-    """
-    s, r = _features(samples, features), _features(references, features)
-    if center_on_references is None:
-        center_on_references = features is None
-    if center_on_references:
-        mean = r.mean(axis=0, keepdims=True)
-        s, r = s - mean, r - mean
-    sn, rn = np.linalg.norm(s, axis=1), np.linalg.norm(r, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (s @ r.T) / (sn[:, None] * rn[None, :])
-    return np.nan_to_num(cos, nan=0.0).max(axis=1) if cos.size else np.zeros(len(s))
 
 
 def near_copy_share(ratios, threshold: float = NEAR_COPY_THRESHOLD) -> float:

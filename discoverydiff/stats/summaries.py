@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .neighbours import _features, nearest_neighbour_ratios
-from .novelty import max_cosine_similarity
+from .neighbours import _features, max_cosine_similarity, nearest_neighbour_ratios
 from .onepoint import ValueGrid, _log10_values
 from .power import radial_power_spectrum
 from .sources import BLOCK_BYTES
