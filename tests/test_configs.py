@@ -147,7 +147,8 @@ def test_template_dry_runs_once_its_placeholders_point_at_files(template, tmp_pa
     jobs = job_counts(run.stdout)
     assert jobs["ingest"] == 1 and jobs["discover"] == 1 and "train_base" not in jobs  # the given checkpoint
     if template.stem == "galaxy":
-        assert jobs["morphology"] == 5 and jobs["figure"] == 7  # fewshot, heldout and three sample sets
+        # the few-shot, validation and test maps, the discovered, fine-tuned and base sets and three controls
+        assert jobs["morphology"] == 9 and jobs["figure"] == 7
     else:
         assert "morphology" not in jobs and jobs["figure"] == 8  # power spectra and PDFs instead
     assert not (copy / "results").exists()  # a dry run writes no result
