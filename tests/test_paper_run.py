@@ -26,7 +26,7 @@ TINY = {
     "discovery": {"n_samples": 4, "max_candidates": 20000, "tolerance": 2.0},
     "baseline": {"steps": 2, "batch_size": 2},
     "jacobian": {"timesteps": [900], "points": 1, "k": 1, "oversample": 0, "power_iterations": 0, "batch": 2},
-    "datasets": {"radiation": {"n_fewshot": 6}},
+    "datasets": {"radiation": {"n_fewshot": 6, "n_validation": 2}},
     "stats": {"bootstrap": 5, "source_check": {"n_reference": 8}},
 }
 

@@ -306,7 +306,7 @@ def test_power_spectra_are_those_of_power_spectra_csv_with_comparison_slopes(fie
     assert set(data["set"]) == set(spectra["set"]) - {"validation"} == {"fewshot", "test", "discovered", "base_samples",
                                                        "baseline_samples"}
     merged = spectra.merge(data, on=["set", "k"], suffixes=("", "_plotted"))
-    assert len(merged) == len(spectra)
+    assert len(merged) == (spectra["set"] != "validation").sum()  # the figure leaves the validation maps out
     np.testing.assert_array_equal(merged["power_mean"], merged["power_mean_plotted"])
     np.testing.assert_array_equal(merged["power_std"], merged["power_std_plotted"])
     comparison = pd.read_csv(results / "comparison.csv")
