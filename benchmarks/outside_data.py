@@ -80,10 +80,19 @@ def _wcs_header(size: int, pixel_arcsec: float):
     return wcs.to_header()
 
 
+def _powerbox(n: int, pk, seed: int):
+    """powerbox's Gaussian field box of n x n pixels on a unit box."""
+    import powerbox
+
+    try:
+        return powerbox.PowerBox(shape=(n, n), pk=pk, size=(1.0, 1.0), seed=seed)
+    except TypeError:  # powerbox before 1.0 names them N, dim and boxlength
+        return powerbox.PowerBox(N=n, dim=2, pk=pk, boxlength=1.0, seed=seed)
+
+
 def write_fields(out: Path, n: int, size: int, slope: float, log10_mean: float, sigma_dex: float,
                  seed: int) -> dict:
     """``n`` log-normal G0 maps (FITS, Habing) into ``out``; returns the manifest."""
-    import powerbox
     from astropy.io import fits
 
     if n < 1 or size < 8:
@@ -94,7 +103,7 @@ def write_fields(out: Path, n: int, size: int, slope: float, log10_mean: float, 
     files = []
     for i in range(n):
         map_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        box = powerbox.PowerBox(N=size, dim=2, pk=lambda k: amplitude * k**slope, boxlength=1.0, seed=map_seed)
+        box = _powerbox(size, lambda k: amplitude * k**slope, map_seed)
         log10_g0 = log10_mean + box.delta_x()
         header = _wcs_header(size, pixel_arcsec=20.0)
         header["BUNIT"] = ("Habing", HABING_COMMENT)
@@ -103,7 +112,7 @@ def write_fields(out: Path, n: int, size: int, slope: float, log10_mean: float, 
         header["LGMEAN"] = (log10_mean, "[dex] mean of log10 G0")
         header["LGSIGMA"] = (sigma_dex, "[dex] expected std of log10 G0")
         header["SEED"] = (seed, "set seed")
-        header["MAPSEED"] = (map_seed, "powerbox seed of this map: SeedSequence([SEED, MAPIDX])")
+        header["MAPSEED"] = (map_seed, "SeedSequence([SEED, MAPIDX])")
         header["MAPIDX"] = (i, "map index")
         name = f"fits/field_{i:03d}.fits"
         fits.PrimaryHDU((10.0**log10_g0).astype(np.float32), header=header).writeto(out / name)
