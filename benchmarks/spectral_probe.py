@@ -84,14 +84,16 @@ class Probe:
     batch: int = 16
 
     @classmethod
-    def load(cls, results, model_path="resources/models/demo_unet32", batch=16):
+    def load(cls, results, model_path="resources/models/demo_unet32", batch=16, reference="heldout"):
+        """``reference``: the split of tensors.h5 the sets are judged against (the unseen maps)."""
         results = Path(results)
         tensors = results / "tensors.h5"
         record = record_from_attrs(read_attrs(tensors), tensors)
         lat = read_tensor_file(results / "latents.h5")
         ids = read_tensor_file(Path("results/base_model/id_latents.h5"))
         fewshot = read_tensor_file(tensors, split="fewshot")
-        phys = {s: RealMaps(tensors, s, record).array() for s in ("fewshot", "heldout")}
+        phys = {"fewshot": RealMaps(tensors, "fewshot", record).array(),
+                "heldout": RealMaps(tensors, reference, record).array()}
         base = read_tensor_file(Path("results/base_model/samples.h5")).x
         shape = lat.x.shape
         model = load_model({"source": "trained", "path": model_path, "resolution": shape[-1], "channels": shape[1]})
@@ -439,11 +441,12 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=int, default=48)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="resources/models/demo_unet32", help="the diffusers UNet2DModel directory")
+    ap.add_argument("--reference", default="heldout", help="split of tensors.h5 with the unseen maps (e.g. test)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    probe = Probe.load(args.results, args.model)
+    probe = Probe.load(args.results, args.model, reference=args.reference)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
         if args.experiment == "diagnose":
             print(diagnose(probe, args.out, args.pairs).to_string(index=False))
