@@ -2,8 +2,9 @@
 
 Why it is needed (measured on log-normal G0 fields, benchmarks/README.md, "Spectral flattening"):
 decoding a latent that is not the exact DDIM inversion of a map lets the frozen base model add
-small-scale structure of its own. The decoded mixtures of two targets' latents have the mixed
-maps' large scales but 1.5x to 3.4x their power from 1 to 16 cycles per map, so the log10 spectrum
+small-scale structure of its own (the added power falls as k^-2, a photograph's law, where the
+fields fall as k^-3.3). The decoded mixtures of two targets' latents have the mixed maps' large
+scales but 1.5x to 3.4x their power from 1 to 16 cycles per map, so the log10 spectrum
 comes out flatter (slope +0.46 +- 0.09 against unseen maps, 5 seeds) although the latents' own
 radial spectra are the targets' to 1-4% per bin. Round trips of the targets do not flatten (-0.06);
 perturbing only a latent's small scales changes nothing, perturbing only its large scales
