@@ -112,11 +112,12 @@ def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDI
 
 def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: DDIMSettings,
                          options: RunOptions, seed: int = 0, kind: str = "samples",
-                         extra_attrs: dict | None = None, shard: Shard = (0, 1)) -> Path:
+                         extra_attrs: dict | None = None, shard: Shard = (0, 1), postprocess=None) -> Path:
     """DDIM-decode the latents of ``latents_path`` into images at ``samples_path``.
 
     For eta > 0, row i draws its noise from :func:`row_generator` (seed, i); ``shard`` as
-    in :func:`invert_tensor_file`.
+    in :func:`invert_tensor_file`. ``postprocess`` (optional) maps each decoded batch (B, C, H, W)
+    to what is written; it must treat every image alone, so shards give the same rows.
     """
     attrs = read_attrs(latents_path)
     rows = _shard_rows(_n_rows(latents_path, None), shard, options)
@@ -136,7 +137,7 @@ def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: 
 
         decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings, list(generators))  # noqa: E731
         for offset, x, names in run_batched(decode, batches(), device, n, desc="generate"):
-            out.write(offset, x, names)
+            out.write(offset, x if postprocess is None else postprocess(x), names)
     return Path(samples_path)
 
 

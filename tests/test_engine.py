@@ -134,3 +134,22 @@ def test_physical_relative_error_leaves_out_zero_pixels(tmp_path):
     ok = real != 0
     expected = [np.median(np.abs(rec[i][ok[i]] - real[i][ok[i]]) / real[i][ok[i]]) for i in range(3)]
     np.testing.assert_allclose(table.iloc[:, -1], expected, rtol=1e-5)
+
+
+def test_postprocess_is_applied_to_every_image_and_shards_agree(setup):
+    from discoverydiff.spectral import power_law_filter
+    from discoverydiff.store import gather_tensor_files
+
+    model, images, tmp = setup
+    s, options = DDIMSettings(900, 10), RunOptions(batch_size=3)
+    invert_tensor_file(model, images, tmp / "z.h5", s, options)
+    generate_tensor_file(model, tmp / "z.h5", tmp / "plain.h5", s, options)
+    post = lambda x: power_law_filter(x, 0.1, 0.4)  # noqa: E731  (acts on each image alone)
+    generate_tensor_file(model, tmp / "z.h5", tmp / "post.h5", s, options, postprocess=post)
+    np.testing.assert_allclose(read_tensor_file(tmp / "post.h5").x, post(read_tensor_file(tmp / "plain.h5").x),
+                               atol=1e-6)
+    parts = [tmp / f"post_{k}.h5" for k in range(2)]
+    for k, part in enumerate(parts):
+        generate_tensor_file(model, tmp / "z.h5", part, s, options, shard=(k, 2), postprocess=post)
+    gather_tensor_files(parts, tmp / "post_gathered.h5")
+    assert np.array_equal(read_tensor_file(tmp / "post_gathered.h5").x, read_tensor_file(tmp / "post.h5").x)
