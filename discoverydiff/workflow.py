@@ -90,6 +90,15 @@ def engine_from_params(params: dict, model_inputs=()) -> tuple:
     return (model, *run_settings(params), int(params["seed"]))
 
 
+def discovery_section(cfg: dict, settings_path=None) -> dict:
+    """The discovery section a rule uses: the config's own values, then the choice of rule ``settings``
+    (``settings.yaml``, when the dataset's settings are searched), then the fallbacks
+    (:func:`discoverydiff.discovery.search.resolve`)."""
+    from .discovery.search import read_choice, resolve
+
+    return resolve(cfg, read_choice(settings_path) if settings_path else None)
+
+
 def run_settings(params: dict) -> tuple:
     """(DDIM settings, run options) from a rule's ``engine`` params, without loading the model."""
     from .engine import settings_from_config

@@ -47,32 +47,75 @@ def discovery_config(wildcards):
         **config["discovery"].get("screen", {}),
         **own.get("screen", {}),
     }
+    merged["search"] = {
+        **config["discovery"].get("search", {}),
+        **own.get("search", {}),
+    }
     return merged
 
 
-def screen_config(wildcards):
-    """The dataset's discovery.screen section (its selection is the baseline_selected control's too)."""
-    return discovery_config(wildcards)["screen"]
+def searched(wildcards):
+    """Whether the settings job chooses some of the dataset's discovery knobs on the validation maps (the search
+    is on, the dataset has validation maps, and its grid leaves a knob the config does not set).
+    """
+    from discoverydiff.discovery.search import config_fixed, grid_settings
+
+    cfg = discovery_config(wildcards)
+    search = cfg.get("search") or {}
+    if not search.get("enabled", True) or not config["datasets"][wildcards.dataset].get(
+        "n_validation"
+    ):
+        return False
+    return grid_settings(search.get("grid") or {}, config_fixed(cfg)) != [{}]
 
 
-def prior_discovery_config(wildcards):
-    """The discovered_prior control's discovery section: the paper's prior scheme, the same budget."""
-    from discoverydiff.evaluation.controls import prior_config
-
-    return prior_config(discovery_config(wildcards))
-
-
-def oversample(wildcards):
-    """Candidates per kept sample of the dataset's screening (1: no screening)."""
-    from discoverydiff.discovery import screen_oversample
-
-    return screen_oversample(discovery_config(wildcards))
+def with_settings(wildcards, inputs):
+    """``inputs`` plus the dataset's settings.yaml when its settings are searched (rule settings)."""
+    if searched(wildcards):
+        inputs["settings"] = f"results/{wildcards.dataset}/settings.yaml"
+    return inputs
 
 
-def baseline_draws(wildcards):
-    """Samples the fine-tuned model draws: n_samples, or oversample times as many for baseline_selected."""
-    n = config["discovery"]["n_samples"]
-    return n * oversample(wildcards) if "baseline_selected" in CONTROLS else n
+def discover_inputs(wildcards):
+    return with_settings(
+        wildcards,
+        {
+            "tensors": f"results/{wildcards.dataset}/tensors.h5",
+            "latents": f"results/{wildcards.dataset}/latents.h5",
+            "id_latents": "results/base_model/id_latents.h5",
+            "model": model_inputs(wildcards),
+        },
+    )
+
+
+def finetune_inputs(wildcards):
+    inputs = {
+        "tensors": f"results/{wildcards.dataset}/tensors.h5",
+        "model": model_inputs(wildcards),
+    }
+    return with_settings(wildcards, inputs)
+
+
+def baseline_sets_inputs(wildcards):
+    inputs = {
+        "candidates": f"results/{wildcards.dataset}/baseline_candidates.h5",
+        "tensors": f"results/{wildcards.dataset}/tensors.h5",
+    }
+    return with_settings(wildcards, inputs)
+
+
+def settings_inputs(wildcards):
+    """What the settings job reads (the few-shot inversions, the ID latents, the model; for galaxies the
+    few-shot and validation maps' morphology)."""
+    inputs = {
+        "tensors": f"results/{wildcards.dataset}/tensors.h5",
+        "latents": f"results/{wildcards.dataset}/latents.h5",
+        "id_latents": "results/base_model/id_latents.h5",
+        "model": model_inputs(wildcards),
+    }
+    if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
+        inputs.update(morphology_tables(wildcards.dataset, ["fewshot", "validation"]))
+    return inputs
 
 
 def demo_config(wildcards):
@@ -190,14 +233,9 @@ def sweep_references(wildcards):
 
 
 def seeds_inputs(wildcards):
-    """The inputs of the seeds job: the few-shot targets' inversions, the ID latents, the model, and the
-    real sets' morphology (galaxies)."""
-    inputs = {
-        "tensors": f"results/{wildcards.dataset}/tensors.h5",
-        "latents": f"results/{wildcards.dataset}/latents.h5",
-        "id_latents": "results/base_model/id_latents.h5",
-        "model": model_inputs(wildcards),
-    }
+    """The inputs of the seeds job: the few-shot targets' inversions, the ID latents, the model, the chosen
+    settings, and the real sets' morphology (galaxies)."""
+    inputs = discover_inputs(wildcards)
     if config["datasets"][wildcards.dataset]["kind"] == "galaxy":
         inputs.update(morphology_tables(wildcards.dataset, REAL_SETS))
     return inputs

@@ -3,12 +3,40 @@
 
 # Geometric acceptance, then screening of the accepted latents by decoded previews or full
 # decodes (discovery.screen; full decodes are compared with the few-shot maps): a model job.
+# Discovery's knobs the config leaves open, chosen on the validation maps (discovery.search):
+# results/{dataset}/settings.yaml, read by every rule that runs discovery or its controls.
+rule settings:
+    input:
+        unpack(settings_inputs),
+    output:
+        report(
+            "results/{dataset}/settings.yaml",
+            caption="../report/settings.rst",
+            category="{dataset}",
+            subcategory="tables",
+        ),
+    log:
+        "results/{dataset}/logs/settings.log",
+    benchmark:
+        "results/{dataset}/benchmarks/settings.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    threads: THREADS["torch"]
+    resources:
+        gpu=1,
+    params:
+        discovery=discovery_config,
+        stats=config["stats"],
+        kind=dataset_kind,
+        seed=config["seed"],
+        engine=engine_params,
+    script:
+        "../workflow_scripts/settings.py"
+
+
 rule discover:
     input:
-        tensors="results/{dataset}/tensors.h5",
-        latents="results/{dataset}/latents.h5",
-        id_latents="results/base_model/id_latents.h5",
-        model=model_inputs,
+        unpack(discover_inputs),
     output:
         latents="results/{dataset}/discovered_latents.h5",
         geometry=report(
@@ -36,6 +64,7 @@ rule discover:
         discovery=discovery_config,
         seed=config["seed"],
         engine=engine_params,
+        kind=dataset_kind,
     script:
         "../workflow_scripts/discover.py"
 
@@ -66,8 +95,7 @@ rule sample_discovered:
 # control is on (rule baseline_sets keeps the first n_samples and the selection's n_samples).
 rule finetune:
     input:
-        tensors="results/{dataset}/tensors.h5",
-        model=model_inputs,
+        unpack(finetune_inputs),
     output:
         "results/{dataset}/baseline_candidates.h5",
     log:
@@ -82,15 +110,16 @@ rule finetune:
     params:
         engine=engine_params,
         baseline=config["baseline"],
-        n_samples=baseline_draws,
+        n_samples=config["discovery"]["n_samples"],
+        discovery=discovery_config,
+        selected="baseline_selected" in CONTROLS,
     script:
         "../workflow_scripts/finetune.py"
 
 
 rule baseline_sets:
     input:
-        candidates="results/{dataset}/baseline_candidates.h5",
-        tensors="results/{dataset}/tensors.h5",
+        unpack(baseline_sets_inputs),
     output:
         samples="results/{dataset}/baseline_samples.h5",
         selected="results/{dataset}/baseline_selected.h5",
@@ -104,7 +133,7 @@ rule baseline_sets:
     threads: THREADS["numeric"]
     params:
         n_samples=config["discovery"]["n_samples"],
-        screen=screen_config,
+        discovery=discovery_config,
         seed=config["seed"],
     script:
         "../workflow_scripts/baseline_sets.py"
@@ -114,10 +143,7 @@ rule baseline_sets:
 # screening budget, and a random draw of discovery's candidates before screening.
 rule discover_prior:
     input:
-        tensors="results/{dataset}/tensors.h5",
-        latents="results/{dataset}/latents.h5",
-        id_latents="results/base_model/id_latents.h5",
-        model=model_inputs,
+        unpack(discover_inputs),
     output:
         latents="results/{dataset}/controls/prior_latents.h5",
         geometry="results/{dataset}/controls/prior_geometry.csv",
@@ -132,9 +158,11 @@ rule discover_prior:
     resources:
         gpu=1,
     params:
-        discovery=prior_discovery_config,
+        discovery=discovery_config,
+        control="discovered_prior",
         seed=config["seed"],
         engine=engine_params,
+        kind=dataset_kind,
     script:
         "../workflow_scripts/discover.py"
 
@@ -183,10 +211,7 @@ rule sample_control:
 # `snakemake --cores N results/{dataset}/figures/novelty_fidelity.pdf` draws it.
 rule novelty_sweep:
     input:
-        tensors="results/{dataset}/tensors.h5",
-        latents="results/{dataset}/latents.h5",
-        id_latents="results/base_model/id_latents.h5",
-        model=model_inputs,
+        unpack(discover_inputs),
         references=sweep_references,
     output:
         "results/{dataset}/novelty_sweep.csv",

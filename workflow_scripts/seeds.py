@@ -5,7 +5,7 @@ from pathlib import Path
 
 from discoverydiff.evaluation.seeds import seed_table, summarize_seeds
 from discoverydiff.store import write_csv_atomic
-from discoverydiff.workflow import engine_from_params, run_step
+from discoverydiff.workflow import discovery_section, engine_from_params, run_step
 
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
@@ -14,8 +14,9 @@ def step():
     model, settings, options, _ = engine_from_params(sm.params.engine, sm.input.model)
     prefix = "morphology_"
     morphology = {name[len(prefix):]: path for name, path in sm.input.items() if name.startswith(prefix)}
+    cfg = discovery_section(sm.params.discovery, sm.input.get("settings"))
     table = seed_table(sm.input.tensors, sm.input.latents, sm.input.id_latents, model, settings, options,
-                       sm.params.discovery, sm.params.baseline, sm.params.stats, sm.params.kind, sm.params.seeds,
+                       cfg, sm.params.baseline, sm.params.stats, sm.params.kind, sm.params.seeds,
                        sm.params.controls, int(sm.params.n_samples), morphology_paths=morphology,
                        workdir=Path(sm.output.seeds).parent)
     write_csv_atomic(table, sm.output.seeds)

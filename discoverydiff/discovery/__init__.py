@@ -14,6 +14,7 @@ cluster's, and screens what they decode to. One module a step, each importable o
 - :mod:`.screening`: decoded candidates compared with the few-shot maps (:func:`screen`);
 - :mod:`.set_selection`: the subset whose pooled statistics match (:func:`select_set`);
 - :mod:`.files`: all of it over tensor files, as rule ``discover`` runs it (:func:`discover_from_files`);
+- :mod:`.search`: the settings chosen on the validation maps (:func:`choose_settings`, rule ``settings``);
 - :mod:`.sweep`: the novelty-fidelity trade-off over one knob (:func:`novelty_fidelity_sweep`);
 - :mod:`.mixing`: what mixing alone does to a field's one-point statistics
   (``python -m discoverydiff.discovery.mixing RESULTS``).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from .acceptance import CRITERIA, AcceptanceTargets, _criteria_from_dots, criterion_values, measure_targets, passes
 from .candidates import SCHEMES, GaussianPrior, PairCandidates, SlerpCandidates
-from .files import discover_from_files, screen_oversample, screen_steps
+from .files import decode_discovered, discover_from_files, screen_oversample, screen_steps
 from .geometry import (
     References,
     angles_at_origin,
@@ -39,9 +40,11 @@ from .geometry import (
 from .mixing import discovered_pairs, mixing_table, pair_mixtures
 from .sampling import DiscoveryResult, TooFewAccepted, discover
 from .screening import (
+    SCORES,
     SELECT,
     STATISTICS,
     TABLE_COLUMNS,
+    manifold_margin,
     map_statistics,
     preview,
     screen,
@@ -49,13 +52,16 @@ from .screening import (
     screen_scores,
     select,
 )
+from .search import FALLBACK, choose_settings, resolve
 from .set_selection import SET_STATISTICS, MapSums, map_sums, pooled_statistics, select_set
 from .sweep import NOVELTY_COLUMNS, fidelity_distance, novelty_fidelity_sweep
 
 __all__ = [
     "CRITERIA",
+    "FALLBACK",
     "NOVELTY_COLUMNS",
     "SCHEMES",
+    "SCORES",
     "SELECT",
     "SET_STATISTICS",
     "STATISTICS",
@@ -72,12 +78,15 @@ __all__ = [
     "angles_at_origin",
     "angles_at_points",
     "angles_deg",
+    "choose_settings",
     "criterion_values",
+    "decode_discovered",
     "discover",
     "discover_from_files",
     "discovered_pairs",
     "fidelity_distance",
     "latent_geometry",
+    "manifold_margin",
     "map_statistics",
     "map_sums",
     "measure_targets",
@@ -88,6 +97,7 @@ __all__ = [
     "passes",
     "pooled_statistics",
     "preview",
+    "resolve",
     "screen",
     "screen_images",
     "screen_oversample",

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 def screen_oversample(cfg: dict) -> int:
     """``discovery.screen.oversample`` of a config section (1, no screening, when absent)."""
-    oversample = int((cfg.get("screen") or {}).get("oversample", 1))
+    oversample = (cfg.get("screen") or {}).get("oversample")
+    oversample = 1 if oversample is None else int(oversample)
     if oversample < 1:
         raise ConfigError(f"discovery.screen.oversample must be at least 1, got {oversample}")
     return oversample
@@ -28,7 +29,7 @@ def screen_oversample(cfg: dict) -> int:
 def screen_steps(cfg: dict, n_steps: int) -> tuple[int, bool]:
     """(decoding steps of the screening, whether they are the generation's own) from
     ``discovery.screen.preview_steps``: an integer of at least 2, or ``full`` for ``n_steps``."""
-    steps = (cfg.get("screen") or {}).get("preview_steps", 10)
+    steps = (cfg.get("screen") or {}).get("preview_steps") or 10
     if steps == "full":
         return int(n_steps), True
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
@@ -38,7 +39,7 @@ def screen_steps(cfg: dict, n_steps: int) -> tuple[int, bool]:
 
 def discover_from_files(latents_path, id_latents_path, discovered_path, geometry_path, cfg: dict,
                         seed: int = 0, model=None, options=None, screening_path=None,
-                        tensors_path=None) -> DiscoveryResult:
+                        tensors_path=None, calibrate_spectrum: bool = False) -> DiscoveryResult:
     """Run discovery on tensor files and write the accepted latents and the geometry table.
 
     Parameters
@@ -59,8 +60,11 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         compared with the few-shot maps of ``tensors_path`` (the dataset's tensors.h5) instead
         of previews of the target latents. The screened-out latents stay in the output as
         dataset ``screened_out`` (names in the record).
+    calibrate_spectrum : fields: decode the kept latents and fit the decoder's spectral tilt against the
+        few-shot maps of ``tensors_path`` (:func:`discoverydiff.spectral.fit_calibration`); the record's
+        ``spectral_calibration`` is applied to every decoded sample by rule ``sample_discovered``.
     """
-    from ..store import TensorFileWriter, read_tensor_file, write_csv_atomic
+    from ..store import TensorFileWriter, read_attrs, read_tensor_file, write_csv_atomic
 
     target = read_tensor_file(latents_path)
     ids = read_tensor_file(id_latents_path)
@@ -73,7 +77,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     fit_to = cfg.get("prior_fit", "target")
     if fit_to not in ("target", "id"):
         raise ConfigError(f"discovery.prior_fit must be 'target' or 'id', got {fit_to!r}")
-    scheme = cfg.get("scheme", "pairs")
+    scheme = cfg.get("scheme") or "pairs"
     prior = None
     if scheme == "prior":
         prior = GaussianPrior.fit(target.x if fit_to == "target" else ids.x, cfg.get("prior_variance", "scalar"),
@@ -87,7 +91,8 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     reference = None
     if oversample > 1:  # settings checked before the search, so a bad one costs no time
         steps, full = screen_steps(cfg, int(target.attrs["n_steps"]))
-        restarts = int(cfg["screen"].get("restarts", 20))
+        restarts = cfg["screen"].get("restarts")
+        restarts = 20 if restarts is None else int(restarts)
         if restarts < 0:
             raise ConfigError(f"discovery.screen.restarts must be at least 0, got {restarts}")
         if full:
@@ -113,7 +118,8 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if oversample > 1:
         from .screening import STATISTICS, screen
 
-        select_by = cfg["screen"].get("select", "each")
+        select_by = cfg["screen"].get("select") or "each"
+        score_by = cfg["screen"].get("score") or "moments"
         record = None
         if target.attrs.get("normalization"):
             from ..physical import record_from_attrs
@@ -121,7 +127,8 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
             record = record_from_attrs(target.attrs, latents_path)
         keep, screen_table, set_record = screen(model, options, int(target.attrs["t0"]), steps, latents, t,
                                                 n_samples, names, target.names, select_by=select_by, record=record,
-                                                seed=seed, reference_images=reference, restarts=restarts)
+                                                seed=seed, reference_images=reference, restarts=restarts,
+                                                score_by=score_by)
         keep_t = torch.from_numpy(keep)
         screened_out = (latents[~keep_t].numpy(), [n for n, k in zip(names, keep) if not k])
         latents, criteria = latents[keep_t], criteria[keep_t]
@@ -130,7 +137,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         target_rows = screen_table[screen_table["set"] == "fewshot"]
         screening = {"oversample": oversample, "preview_steps": steps, "full_decodes": reference is not None,
                      "reference": "fewshot maps" if reference is not None else "fewshot previews",
-                     "select": select_by, "restarts": restarts if select_by == "set" else None,
+                     "select": select_by, "score": score_by, "restarts": restarts if select_by == "set" else None,
                      "set_selection": set_record, "statistics": list(STATISTICS),
                      "n_candidates": int(len(keep)), "n_kept": int(keep.sum()),
                      "target_mean": {c: float(target_rows[c].mean()) for c in STATISTICS},
@@ -149,6 +156,21 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if scheme == "prior":
         record.update({"prior_fit": fit_to, "prior_variance": cfg.get("prior_variance", "scalar")})
     record["screening"] = screening or {"oversample": 1}
+    record["spectral_calibration"] = None
+    if calibrate_spectrum:  # fields: the decoder's spectral tilt, measured on the kept set (discoverydiff.spectral)
+        from ..physical import record_from_attrs
+        from ..spectral import fit_calibration
+        from ..stats.sources import RealMaps
+        from .screening import preview
+
+        if model is None or options is None or tensors_path is None:
+            raise ConfigError("spectral calibration decodes the kept latents: it needs the model, the run options and "
+                              "the dataset's tensors.h5")
+        norm = record_from_attrs(read_attrs(tensors_path), tensors_path)
+        decoded = preview(model, latents, int(target.attrs["t0"]), int(target.attrs["n_steps"]), options)
+        record["spectral_calibration"] = fit_calibration(decoded, RealMaps(tensors_path, "fewshot", norm).array(),
+                                                         norm, seed=seed)
+        log.info("spectral calibration: %s", record["spectral_calibration"])
     if screened_out is not None:
         record["sources"] = [src for src, k in zip(result.settings["sources"], keep) if k]  # the kept latents'
     attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset", "wcs")}
@@ -173,3 +195,24 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if screening_path is not None:
         write_csv_atomic(screen_table, screening_path)
     return result
+
+
+def decode_discovered(model, latents_path, samples_path, settings, options, seed: int = 0, shard=(0, 1)):
+    """Decode discovered latents into samples (:func:`discoverydiff.engine.generate_tensor_file`), with the
+    spectral calibration their discovery record holds (``acceptance.spectral_calibration``, when it was
+    applied) laid on every decoded image; the samples' attributes record it."""
+    from ..engine import generate_tensor_file
+    from ..store import read_attrs
+
+    attrs = read_attrs(latents_path)
+    fit = (attrs.get("acceptance") or {}).get("spectral_calibration") or {}
+    postprocess = None
+    if fit.get("applied"):  # discoverydiff.spectral: the decoder's tilt, measured by rule discover
+        from ..physical import record_from_attrs
+        from ..spectral import apply_calibration
+
+        record = record_from_attrs(attrs, latents_path)
+        postprocess = lambda x: apply_calibration(x, fit, record)  # noqa: E731
+    return generate_tensor_file(model, latents_path, samples_path, settings, options, seed, kind="samples",
+                                shard=tuple(shard), postprocess=postprocess,
+                                extra_attrs={"spectral_calibration": fit or None})

@@ -58,9 +58,13 @@ log = logging.getLogger(__name__)
 #: Per-map statistics of a preview's luminance, in this order.
 STATISTICS = ("mean", "std", "skewness", "kurtosis", "power_slope")
 #: Columns of the screening table (``z_*`` of a statistic no set varies in are left out).
-TABLE_COLUMNS = ("set", "name", *STATISTICS, *(f"z_{c}" for c in STATISTICS), "score", "kept_by_score", "kept")
+TABLE_COLUMNS = ("set", "name", *STATISTICS, *(f"z_{c}" for c in STATISTICS), "margin", "score", "kept_by_score",
+                 "kept")
 #: How the kept candidates are chosen: each by its own score, or as a set (see the module docstring).
 SELECT = ("set", "each")
+#: What a candidate's score is: the mean squared z of its :data:`STATISTICS` (``moments``), or its
+#: ``margin`` to the targets' k-NN manifold in the summary features (``features``, :func:`manifold_margin`).
+SCORES = ("moments", "features")
 
 
 def map_statistics(images) -> pd.DataFrame:
@@ -113,6 +117,31 @@ def screen_scores(candidates: pd.DataFrame, targets: pd.DataFrame,
     score = (z.to_numpy() ** 2).mean(axis=1)
     score[~np.isfinite(score)] = np.inf  # a flat preview has no slope: last in line
     return z, score
+
+
+def manifold_margin(candidate_images, target_images, k: int = 3) -> np.ndarray:
+    """How far each candidate lies outside the targets' k-NN manifold in the summary features: the smallest
+    d(candidate, target j) / r_j over the targets, r_j the distance from target j to its k-th nearest
+    other target (Kynkaanniemi et al. 2019's balls). Below 1 the candidate is inside some target's ball
+    (what k-NN precision counts). Features: :func:`discoverydiff.fidelity.image_summary_features` of the
+    images (N, C, H, W), each scaled to the targets' mean and spread; k is lowered to fit few targets.
+
+    Measured on the demo's galaxy cutouts: mixtures of two targets decode with the background of a few
+    corners or of the faintest quantiles off (a near-constant sky in the real cutouts), far outside the
+    targets' features although their morphology is right; ranking by this margin keeps the candidates
+    with a real-looking whole image.
+    """
+    from ..fidelity import _pairwise_distances, image_summary_features, knn_radii
+
+    cand = image_summary_features(np.asarray(candidate_images, dtype=np.float64))
+    targ = image_summary_features(np.asarray(target_images, dtype=np.float64))
+    if len(targ) < 2:
+        raise ConfigError(f"screening by features needs at least 2 few-shot targets, have {len(targ)}")
+    mean, std = targ.mean(axis=0), targ.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    cand, targ = (cand - mean) / std, (targ - mean) / std
+    radii = np.maximum(knn_radii(targ, min(int(k), len(targ) - 1)), 1e-12)
+    return (_pairwise_distances(cand, targ) / radii[None, :]).min(axis=1)
 
 
 def select(score: np.ndarray, n_keep: int) -> np.ndarray:
@@ -171,7 +200,7 @@ def select_as_set(candidate_images, target_images, by_score: np.ndarray, record=
 def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, targets: torch.Tensor | None, n_keep: int,
            candidate_names, target_names, select_by: str = "each", record=None, seed: int = 0,
            reference_images: np.ndarray | None = None,
-           restarts: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
+           restarts: int = 0, score_by: str = "moments") -> tuple[np.ndarray, pd.DataFrame, dict | None]:
     """Preview candidates and targets, keep ``n_keep`` candidates that look like the targets.
 
     ``select_by``: ``each`` keeps the lowest scores; ``set`` starts there and swaps members while
@@ -182,11 +211,13 @@ def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, target
     generation's own), which are the discovered samples themselves and are compared with what the
     comparison tables compare them with. Returns the boolean keep mask over the candidates, the
     table of every candidate and target (``set`` (candidate / fewshot), ``name``, the
-    :data:`STATISTICS`, their ``z_*``, ``score``, ``kept_by_score``, ``kept``) and the set
-    selection's record (None for ``each``).
+    :data:`STATISTICS`, their ``z_*``, ``margin``, ``score``, ``kept_by_score``, ``kept``) and the set
+    selection's record (None for ``each``). ``score_by``: :data:`SCORES`.
     """
     if select_by not in SELECT:
         raise ConfigError(f"discovery.screen.select must be one of {SELECT}, got {select_by!r}")
+    if score_by not in SCORES:
+        raise ConfigError(f"discovery.screen.score must be one of {SCORES}, got {score_by!r}")
     if reference_images is None:
         target_images = preview(model, targets, t0, steps, options)
     else:
@@ -196,19 +227,25 @@ def screen(model, options, t0: int, steps: int, candidates: torch.Tensor, target
                               f"{tuple(candidates.shape[1:])} differ in shape")
     cand_images = preview(model, candidates, t0, steps, options)
     return screen_images(cand_images, target_images, n_keep, candidate_names, target_names, select_by, record, seed,
-                         restarts)
+                         restarts, score_by)
 
 
 def screen_images(cand_images: np.ndarray, target_images: np.ndarray, n_keep: int, candidate_names, target_names,
                   select_by: str = "each", record=None, seed: int = 0,
-                  restarts: int = 0) -> tuple[np.ndarray, pd.DataFrame, dict | None]:
+                  restarts: int = 0, score_by: str = "moments") -> tuple[np.ndarray, pd.DataFrame, dict | None]:
     """Keep ``n_keep`` of the decoded candidates (N, C, H, W) that look like the targets' maps (M, C, H, W):
     :func:`screen` once the images are at hand (also the ``baseline_selected`` control's selection of
     fine-tuned samples). Returns the keep mask, the table and the set selection's record."""
     if select_by not in SELECT:
         raise ConfigError(f"discovery.screen.select must be one of {SELECT}, got {select_by!r}")
+    if score_by not in SCORES:
+        raise ConfigError(f"discovery.screen.score must be one of {SCORES}, got {score_by!r}")
     target_stats, cand_stats = map_statistics(target_images), map_statistics(cand_images)
     z, score = screen_scores(cand_stats, target_stats)
+    margin = manifold_margin(cand_images, target_images)
+    margin_t = manifold_margin(target_images, target_images)  # 0: each target is its own nearest
+    if score_by == "features":
+        score = margin
     by_score = select(score, n_keep)
     keep, set_record = by_score, None
     if select_by == "set":
@@ -216,9 +253,12 @@ def screen_images(cand_images: np.ndarray, target_images: np.ndarray, n_keep: in
     z_t, score_t = screen_scores(target_stats, target_stats, spread_of=cand_stats)  # the same unit
     table = pd.concat([
         pd.DataFrame({"set": "fewshot", "name": list(target_names), **target_stats,
-                      **{f"z_{c}": z_t[c] for c in z_t}, "score": score_t, "kept_by_score": np.nan, "kept": np.nan}),
+                      **{f"z_{c}": z_t[c] for c in z_t}, "margin": margin_t,
+                      "score": margin_t if score_by == "features" else score_t, "kept_by_score": np.nan,
+                      "kept": np.nan}),
         pd.DataFrame({"set": "candidate", "name": list(candidate_names), **cand_stats,
-                      **{f"z_{c}": z[c] for c in z}, "score": score, "kept_by_score": by_score, "kept": keep}),
+                      **{f"z_{c}": z[c] for c in z}, "margin": margin, "score": score, "kept_by_score": by_score,
+                      "kept": keep}),
     ], ignore_index=True)
     log.info("screening kept %d of %d candidates (score %.2f-%.2f; screened out %.2f-%.2f; the targets' own "
              "scores %.2f-%.2f)", keep.sum(), len(keep), score[keep].min(), score[keep].max(),
@@ -230,5 +270,5 @@ def screen_images(cand_images: np.ndarray, target_images: np.ndarray, n_keep: in
     return keep, table, set_record
 
 
-__all__ = ["SELECT", "STATISTICS", "TABLE_COLUMNS", "comparison_space", "map_statistics", "screen_scores", "select",
-           "select_as_set", "preview", "screen", "screen_images"]
+__all__ = ["SCORES", "SELECT", "STATISTICS", "TABLE_COLUMNS", "comparison_space", "manifold_margin", "map_statistics",
+           "screen_scores", "select", "select_as_set", "preview", "screen", "screen_images"]

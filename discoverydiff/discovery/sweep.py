@@ -66,26 +66,27 @@ def novelty_fidelity_sweep(tensors_path, latents_path, id_latents_path, model, s
     """
     import pandas as pd
 
-    from ..engine import generate_tensor_file
     from ..stats import dataset_statistics
-    from .files import discover_from_files
+    from .files import decode_discovered, discover_from_files
     from .sampling import TooFewAccepted
+    from .search import calibrate_spectrum, resolve
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="novelty_sweep_") as tmp:
         for value in values:
-            cfg = {**discovery_cfg, knob: value, "n_samples": n_samples}
+            cfg = resolve({**discovery_cfg, knob: value, "n_samples": n_samples})
             where = Path(tmp) / f"{knob}_{value}"
             row = {"set": "sweep", "knob": knob, "value": float(value)}
             try:
                 result = discover_from_files(latents_path, id_latents_path, where / "latents.h5",
                                              where / "geometry.csv", cfg, seed, model=model, options=options,
-                                             screening_path=where / "screening.csv", tensors_path=tensors_path)
+                                             screening_path=where / "screening.csv", tensors_path=tensors_path,
+                                             calibrate_spectrum=calibrate_spectrum(cfg, kind))
             except TooFewAccepted as exc:
                 log.warning("%s = %s: %s", knob, value, exc)
                 rows.append({**row, "error": str(exc)})
                 continue
-            generate_tensor_file(model, where / "latents.h5", where / "samples.h5", settings, options, seed)
+            decode_discovered(model, where / "latents.h5", where / "samples.h5", settings, options, seed)
             comparison = dataset_statistics(tensors_path, {"samples": where / "samples.h5"}, kind,
                                             {**stats_cfg, "bootstrap": 0, "permutations": 0},
                                             morphology_paths=morphology_paths, reference="validation").comparison

@@ -6,7 +6,8 @@ this table counts, per set, from the settings recorded in the files that made it
 
 - ``unet_forwards``: evaluations of the denoiser on one image (an inversion of N images in S
   steps is N (S - 1); a decode N S; a screening of C candidates with P-step previews C P, plus
-  the few-shot targets' previews when they are not compared as maps);
+  the few-shot targets' previews when they are not compared as maps; the spectral calibration's
+  decodes of the kept latents);
 - ``training_steps`` and ``training_images``: optimizer steps of fine-tuning, and images seen;
 - ``seconds``: the wall time of the rules in ``rules`` (Snakemake's benchmark files; NaN where a
   rule left none), each counted whole, so rules shared by several sets count for each.
@@ -50,12 +51,16 @@ def _screening_forwards(discovered_path, n_targets: int) -> int:
     """Forwards of discovery's screening of the candidates (and of the targets' previews)."""
     from ..store import read_attrs
 
-    screening = (read_attrs(discovered_path).get("acceptance") or {}).get("screening") or {}
+    acceptance = read_attrs(discovered_path).get("acceptance") or {}
+    screening = acceptance.get("screening") or {}
+    attrs = read_attrs(discovered_path)
+    # the spectral calibration decodes the kept latents once more (rule discover)
+    calibration = _rows(discovered_path) * int(attrs["n_steps"]) if acceptance.get("spectral_calibration") else 0
     if int(screening.get("oversample", 1)) <= 1:
-        return 0
+        return calibration
     steps = int(screening["preview_steps"])
     targets = 0 if screening.get("full_decodes") else n_targets
-    return (int(screening["n_candidates"]) + targets) * steps
+    return (int(screening["n_candidates"]) + targets) * steps + calibration
 
 
 def compute_table(results_dir, base_dir, sets, n_samples: int):

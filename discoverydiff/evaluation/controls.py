@@ -58,8 +58,10 @@ def unscreened_latents(discovered_path, out_path, n_samples: int, seed: int = 0)
     pick = np.sort(np.random.default_rng([int(seed), 17]).choice(len(latents), n_samples, replace=False))
     rows = order[pick]
     attrs = {k: v for k, v in read_attrs(discovered_path).items() if k not in ("acceptance",)}
+    # decoded as the discovered latents are: with the spectral calibration of their record
     attrs.update({"control": "discovered_unscreened", "drawn_from": str(discovered_path), "draw_seed": int(seed),
-                  "n_candidates": int(len(latents))})
+                  "n_candidates": int(len(latents)),
+                  "acceptance": {"spectral_calibration": record.get("spectral_calibration")}})
     with TensorFileWriter(out_path, (n_samples, *latents.shape[1:]), "latents", attrs) as out:
         out.write(0, latents[rows], [names[i] for i in rows])
     log.info("drew %d of %d accepted candidates (before screening) into %s", n_samples, len(latents), out_path)
@@ -99,15 +101,17 @@ def baseline_sets(candidates_path, tensors_path, samples_path, selected_path, sc
     if len(draws.names) > n_samples:
         fewshot = read_tensor_file(tensors_path, split="fewshot")
         record = record_from_attrs(fewshot.attrs, tensors_path) if fewshot.attrs.get("normalization") else None
+        restarts = 20 if screen_cfg.get("restarts") is None else int(screen_cfg["restarts"])
         keep, table, selection = screen_images(draws.x, fewshot.x, n_samples, draws.names, fewshot.names,
-                                               select_by=screen_cfg.get("select", "each"), record=record, seed=seed,
-                                               restarts=int(screen_cfg.get("restarts", 20)))
+                                               select_by=screen_cfg.get("select") or "each", record=record, seed=seed,
+                                               restarts=restarts, score_by=screen_cfg.get("score") or "moments")
     first = np.arange(n_samples)
     for path, rows, name in ((samples_path, first, "baseline_samples"),
                              (selected_path, np.flatnonzero(keep), "baseline_selected")):
         out_attrs = {**attrs, "control": name, "n_draws": len(draws.names),
                      "selection": None if name == "baseline_samples" else
-                     {"select": screen_cfg.get("select", "each"), "reference": "fewshot maps",
+                     {"select": screen_cfg.get("select") or "each", "score": screen_cfg.get("score") or "moments",
+                      "reference": "fewshot maps",
                       "set_selection": selection}}
         with TensorFileWriter(path, (len(rows), *draws.x.shape[1:]), "samples", out_attrs) as out:
             out.write(0, draws.x[rows], [draws.names[i] for i in rows])

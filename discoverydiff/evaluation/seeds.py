@@ -24,34 +24,35 @@ SUMMARY_COLUMNS = ["set", "statistic", "n_seeds", "discovered_mean", "set_mean",
 
 
 def run_seed(seed: int, work, tensors_path, latents_path, id_latents_path, model, settings, options,
-             discovery_cfg: dict, baseline_cfg: dict | None, controls, n_samples: int) -> dict:
-    """Every generated set of one seed, written under ``work``: set name -> tensor file of samples."""
+             discovery_cfg: dict, baseline_cfg: dict | None, controls, n_samples: int, kind: str = "field") -> dict:
+    """Every generated set of one seed, written under ``work``: set name -> tensor file of samples.
+    ``discovery_cfg`` is the resolved section (:func:`discoverydiff.discovery.search.resolve`)."""
     from ..baseline import finetune_and_sample
-    from ..discovery import discover_from_files, screen_oversample
-    from ..engine import generate_tensor_file, sample_from_noise
+    from ..discovery import decode_discovered, discover_from_files, screen_oversample
+    from ..discovery.search import calibrate_spectrum
+    from ..engine import sample_from_noise
     from .controls import baseline_sets, prior_config, unscreened_latents
 
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     cfg = {**discovery_cfg, "n_samples": n_samples}
-    screened = screen_oversample(cfg) > 1
 
     def discover(config, stem):
         discover_from_files(latents_path, id_latents_path, work / f"{stem}_latents.h5", work / f"{stem}_geometry.csv",
-                            config, seed, model=model if screened else None, options=options if screened else None,
-                            screening_path=work / f"{stem}_screening.csv", tensors_path=tensors_path)
+                            config, seed, model=model, options=options, screening_path=work / f"{stem}_screening.csv",
+                            tensors_path=tensors_path, calibrate_spectrum=calibrate_spectrum(config, kind))
 
     discover(cfg, "discovered")
-    sets = {"samples": generate_tensor_file(model, work / "discovered_latents.h5", work / "samples.h5", settings,
-                                            options, seed)}
+    sets = {"samples": decode_discovered(model, work / "discovered_latents.h5", work / "samples.h5", settings,
+                                         options, seed)}
     if "discovered_unscreened" in controls:
         unscreened_latents(work / "discovered_latents.h5", work / "unscreened_latents.h5", n_samples, seed)
-        sets["discovered_unscreened"] = generate_tensor_file(model, work / "unscreened_latents.h5",
-                                                             work / "discovered_unscreened.h5", settings, options, seed)
+        sets["discovered_unscreened"] = decode_discovered(model, work / "unscreened_latents.h5",
+                                                          work / "discovered_unscreened.h5", settings, options, seed)
     if "discovered_prior" in controls:
         discover(prior_config(cfg), "prior")
-        sets["discovered_prior"] = generate_tensor_file(model, work / "prior_latents.h5", work / "discovered_prior.h5",
-                                                        settings, options, seed)
+        sets["discovered_prior"] = decode_discovered(model, work / "prior_latents.h5", work / "discovered_prior.h5",
+                                                     settings, options, seed)
     if baseline_cfg is not None:
         draws = n_samples * (screen_oversample(cfg) if "baseline_selected" in controls else 1)
         finetune_and_sample(model, tensors_path, work / "baseline_candidates.h5", settings, options, baseline_cfg,
@@ -86,7 +87,7 @@ def seed_table(tensors_path, latents_path, id_latents_path, model, settings, opt
         for seed in seeds:
             work = Path(tmp) / f"seed_{seed}"
             sets = run_seed(int(seed), work, tensors_path, latents_path, id_latents_path, model, settings, options,
-                            discovery_cfg, baseline_cfg, controls, n_samples)
+                            discovery_cfg, baseline_cfg, controls, n_samples, kind)
             morphology = dict(morphology_paths or {})
             if kind == "galaxy":
                 for name, path in sets.items():
