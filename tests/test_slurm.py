@@ -5,6 +5,7 @@ Needs root and Debian's slurm-wlm and munge (.ci/install-slurm); skipped, with t
 
 import copy
 import os
+import re
 import time
 from pathlib import Path
 
@@ -19,9 +20,30 @@ from discoverydiff.store import read_tensor_file
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
-GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "discover", "sample_discovered", "finetune",
-             "novelty_sweep", "jacobian", "jacobian_in_domain"}
-LOCAL_RULES = {"all", "figures", "figure", "gather_shards", "provenance", "reconstruction_table"}
+
+
+def _gpu_rules() -> set[str]:
+    """Rules whose resources ask for a GPU (`gpu=1`) in rules/*.smk."""
+    rules = set()
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.MULTILINE | re.DOTALL):
+            if re.search(r"^\s+gpu=1,", match.group(2), re.MULTILINE):
+                rules.add(match.group(1))
+    return rules
+
+
+GPU_RULES = _gpu_rules()
+
+
+def _local_rules() -> set[str]:
+    """The Snakefile's `localrules:` block (rules run where Snakemake runs, never as SLURM jobs)."""
+    text = (REPO / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", text, re.MULTILINE)
+    assert block, "the Snakefile has no localrules block"
+    return {name.strip(" \t,") for name in block.group(1).splitlines()}
+
+
+LOCAL_RULES = _local_rules()
 
 # Every tensor file and table these targets produce is compared (all of the engine's rules but
 # train_base and finetune, which a closed-form model does not have, and the gathers of their
