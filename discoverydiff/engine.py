@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunOptions:
-    """How to execute the model: config keys ``device``, ``precision``, ``diffusion.batch_size``,
-    ``diffusion.compile``."""
+    """How to execute the model: config keys ``device``, ``precision``, ``diffusion.batch_size`` (the
+    most images per model call: fewer run at once where memory is short, :mod:`discoverydiff.memory`),
+    ``diffusion.compile``, ``memory_limit_mb``."""
 
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 16
     compile: bool = False
+    memory_limit_mb: float | None = None
 
     def eps_fn(self, model: EpsModel):
         device = resolve_device(self.device)
@@ -43,6 +45,17 @@ def row_generator(seed: int, row: int) -> torch.Generator:
     """The CPU generator of one image (row) of a run: its noise does not depend on batching or sharding."""
     state = np.random.SeedSequence([int(seed), int(row)]).generate_state(2, np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _copies(generators: list[torch.Generator]) -> list[torch.Generator]:
+    """Copies at the generators' current states: a sub-batch redone after an out-of-memory error
+    draws the same noise."""
+    copies = []
+    for g in generators:
+        copy = torch.Generator()
+        copy.set_state(g.get_state())
+        copies.append(copy)
+    return copies
 
 
 Shard = tuple[int, int]  # (index, count), 0-based
@@ -105,7 +118,8 @@ def invert_tensor_file(model: EpsModel, images_path, latents_path, settings: DDI
     with TensorFileWriter(latents_path, (n, c, r, r), "latents", out_attrs) as out:
         batches = iter_batches(images_path, options.batch_size, split, rows)
         for offset, z, names in run_batched(lambda x: ddim_invert(eps_fn, x, model.alpha_bar, settings),
-                                            batches, device, n, desc="invert"):
+                                            batches, device, n, desc="invert", eps_fn=eps_fn,
+                                            memory_limit_mb=options.memory_limit_mb):
             out.write(offset, z, names)
     return Path(latents_path)
 
@@ -134,8 +148,11 @@ def generate_tensor_file(model: EpsModel, latents_path, samples_path, settings: 
                 generators[:] = [row_generator(seed, rows[0] + offset + i) for i in range(len(names))]
                 yield offset, z, names
 
-        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings, list(generators))  # noqa: E731
-        for offset, x, names in run_batched(decode, batches(), device, n, desc="generate"):
+        def decode(z, part):
+            return ddim_generate(eps_fn, z, model.alpha_bar, settings, _copies(generators[part]))
+
+        for offset, x, names in run_batched(decode, batches(), device, n, desc="generate", with_rows=True,
+                                            eps_fn=eps_fn, memory_limit_mb=options.memory_limit_mb):
             out.write(offset, x, names)
     return Path(samples_path)
 
@@ -224,8 +241,11 @@ def sample_from_noise(model: EpsModel, samples_path, n: int, settings: DDIMSetti
             yield offset, noise.numpy(), [f"sample_{i:05d}" for i in rows]
 
     with TensorFileWriter(samples_path, (stop - start, c, r, r), "samples", attrs) as out:
-        decode = lambda z: ddim_generate(eps_fn, z, model.alpha_bar, full, list(generators))  # noqa: E731
-        for offset, x, names in run_batched(decode, noise_batches(), device, stop - start, desc="sample"):
+        def decode(z, part):
+            return ddim_generate(eps_fn, z, model.alpha_bar, full, _copies(generators[part]))
+
+        for offset, x, names in run_batched(decode, noise_batches(), device, stop - start, desc="sample",
+                                            with_rows=True, eps_fn=eps_fn, memory_limit_mb=options.memory_limit_mb):
             out.write(offset, np.clip(x, -1, 1), names)
     return Path(samples_path)
 

@@ -34,12 +34,19 @@ def apply_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def run_step(log_path: str | Path | None, step: Callable[[], object], threads: int | None = None) -> object:
+def run_step(log_path: str | Path | None, step: Callable[[], object], threads: int | None = None,
+             job=None) -> object:
     """Run ``step()`` with logging to ``log_path``; exit 1 on a :class:`DiscoveryDiffError`.
 
-    ``threads`` (the rule's ``threads``) is applied first (:func:`apply_threads`)."""
+    ``threads`` (the rule's ``threads``) is applied first (:func:`apply_threads`). ``job`` (the
+    script's ``snakemake`` object) names the rule, and lends its ``mem_mb`` resource as the
+    memory a CPU job's batches may fill, to :mod:`discoverydiff.memory`."""
     if threads is not None:
         apply_threads(threads)
+    if job is not None:
+        from .memory import set_job
+
+        set_job(getattr(job, "rule", None), getattr(getattr(job, "resources", None), "mem_mb", None))
     console = sys.stderr
     handlers: list[logging.Handler] = [logging.StreamHandler(console)]
     handlers[0].setLevel(logging.WARNING)
@@ -96,6 +103,7 @@ def run_settings(params: dict) -> tuple:
 
     settings, options = settings_from_config(params["diffusion"])
     options.device, options.precision = params["device"], params["precision"]
+    options.memory_limit_mb = params.get("memory_limit_mb")
     return settings, options
 
 

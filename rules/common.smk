@@ -95,6 +95,7 @@ def engine_params(wildcards):
         "diffusion": config["diffusion"],
         "device": config["device"],
         "precision": config["precision"],
+        "memory_limit_mb": config["memory_limit_mb"],
         "seed": config["seed"],
     }
 

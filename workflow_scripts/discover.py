@@ -15,4 +15,4 @@ def step():
                                screening_path=sm.output.screening, tensors_path=sm.input.tensors)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -12,4 +12,4 @@ def step():
                                int(sm.params.n_samples), seed)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)
