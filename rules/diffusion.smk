@@ -14,6 +14,8 @@ rule train_base:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("train_base"),
+        gpu_mem_mb=model_memory("train_base", "gpu_mem_mb"),
     params:
         model=config["model"],
         seed=config["seed"],
@@ -38,6 +40,8 @@ rule invert:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("invert"),
+        gpu_mem_mb=model_memory("invert", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -60,6 +64,8 @@ rule reconstruct:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("reconstruct"),
+        gpu_mem_mb=model_memory("reconstruct", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -103,6 +109,8 @@ rule sample_base:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("sample_base"),
+        gpu_mem_mb=model_memory("sample_base", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,

@@ -32,6 +32,8 @@ rule discover:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("discover"),
+        gpu_mem_mb=model_memory("discover", "gpu_mem_mb"),
     params:
         discovery=discovery_config,
         seed=config["seed"],
@@ -55,6 +57,8 @@ rule sample_discovered:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("sample_discovered"),
+        gpu_mem_mb=model_memory("sample_discovered", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -77,6 +81,8 @@ rule finetune:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("finetune"),
+        gpu_mem_mb=model_memory("finetune", "gpu_mem_mb"),
     params:
         engine=engine_params,
         baseline=config["baseline"],
@@ -105,6 +111,8 @@ rule novelty_sweep:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("novelty_sweep"),
+        gpu_mem_mb=model_memory("novelty_sweep", "gpu_mem_mb"),
     params:
         engine=engine_params,
         discovery=discovery_config,

@@ -20,6 +20,8 @@ rule jacobian_in_domain:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("jacobian_in_domain"),
+        gpu_mem_mb=model_memory("jacobian_in_domain", "gpu_mem_mb"),
     params:
         engine=engine_params,
         jacobian=config["jacobian"],
@@ -49,6 +51,8 @@ rule jacobian:
     threads: THREADS["torch"]
     resources:
         gpu=1,
+        mem_mb=model_memory("jacobian"),
+        gpu_mem_mb=model_memory("jacobian", "gpu_mem_mb"),
     params:
         engine=engine_params,
         jacobian=config["jacobian"],
@@ -71,6 +75,8 @@ rule sample_empirical:
     conda:
         "../envs/cpu.yaml"
     threads: THREADS["torch"]
+    resources:
+        mem_mb=model_memory("sample_empirical"),
     params:
         engine=engine_params,
         n_samples=config["discovery"]["n_samples"],
