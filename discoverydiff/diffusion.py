@@ -268,7 +268,8 @@ def run_batched(fn: Callable[..., torch.Tensor], batches: Iterable[tuple[int, np
                     shape = tuple(x.shape[1:])
                     planned = memory.plan_batch(f"model evaluation of a {'x'.join(map(str, shape))} image",
                                                 lambda b, shape=shape: eps_fn.probe(b, shape), len(x), device,
-                                                key=(shape, *eps_fn.memory_key), config_limit=memory_limit_mb)
+                                                key=(shape, *eps_fn.memory_key), config_limit=memory_limit_mb,
+                                                min_item_mb=4 * x[0].nbytes / 2**20)
             while True:
                 try:
                     parts = []

@@ -15,6 +15,7 @@ Tropp 2011, algorithm 4.4 with power iterations) on Jacobian-vector products
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -171,7 +172,7 @@ def plan_products(model, shape, batch: int, device, memory_limit_mb=None) -> int
     n_params = sum(p.numel() for p in model.parameters())
     return plan_batch(f"Jacobian product at a {'x'.join(map(str, shape))} point", _product_probe(model, shape, device),
                       batch, device, key=(tuple(shape), getattr(model, "name", type(model).__name__), n_params),
-                      config_limit=memory_limit_mb)
+                      config_limit=memory_limit_mb, min_item_mb=6 * 4 * math.prod(shape) / 2**20)
 
 
 def jacobian_table(model, point_sets: dict, timesteps, k: int = 32, oversample: int = 10,

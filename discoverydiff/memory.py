@@ -256,7 +256,7 @@ def _job_name() -> str:
 
 
 def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device, key: tuple = (),
-               config_limit=None, extra_mb: float = 0.0) -> int:
+               config_limit=None, extra_mb: float = 0.0, min_item_mb: float = 0.0) -> int:
     """The largest batch <= ``requested`` whose measured need fits the job's free memory.
 
     Parameters
@@ -275,6 +275,9 @@ def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device
         The config's ``memory_limit_mb``.
     extra_mb : float
         Memory the work will add besides what a probe shows (an optimiser's state).
+    min_item_mb : float
+        The least an item can need (its own tensors): a floor under a measurement that the
+        resident set's page granularity or reused memory made smaller.
 
     Raises
     ------
@@ -292,7 +295,7 @@ def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device
         if one is None:
             log.info("memory: cannot measure %s on %s here; using the configured batch %d", kind, device, requested)
             return requested
-        need = NEEDS[table_key] = Need(0.0, one, 1)
+        need = NEEDS[table_key] = Need(0.0, max(one, min_item_mb), 1)
         log.info("memory: one %s takes %.0f MB on %s", kind, one, device)
     free, what = budget_mb(device, config_limit)
     usable = HEADROOM * free - extra_mb
@@ -302,7 +305,7 @@ def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device
         two = measure_peak_mb(lambda: probe(2), device)
         if two is not None:
             # noise can make the second point smaller than the first: keep at least half of it per item
-            per_item = max(two - need.per_item, 0.5 * need.per_item)
+            per_item = max(two - need.per_item, 0.5 * need.per_item, min_item_mb)
             need = NEEDS[table_key] = Need(max(need.per_item - per_item, 0.0), per_item, 2)
             log.info("memory: %s: %.0f MB + %.0f MB per item on %s", kind, need.fixed, need.per_item, device)
             free, what = budget_mb(device, config_limit)

@@ -453,7 +453,8 @@ def _plan_micro_batch(unet, eps_fn, x_all, batch_size: int, device, autocast, ha
     shape = tuple(x_all.shape[1:])
     return memory.plan_batch(f"training pass of a {'x'.join(map(str, shape))} image", probe, batch_size, device,
                              key=(shape, type(unet).__name__, sum(p.numel() for p in params)),
-                             config_limit=memory_limit_mb, extra_mb=state_mb)
+                             config_limit=memory_limit_mb, extra_mb=state_mb,
+                             min_item_mb=4 * x_all[0].nbytes / 2**20)
 
 
 LR_SCHEDULES = ("constant", "cosine")
