@@ -317,6 +317,9 @@ def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device
             f"({HEADROOM:.0%} usable): free memory (stop other jobs, run fewer at once), raise the limit "
             f"({ENV_LIMIT}, memory_limit_mb or the rule's mem_mb), or lower the model's resolution")
     batch = min(requested, fits)
+    if batch == requested:
+        log.info("memory: %d of %s fit: %.0f MB, %s", batch, kind, need.at(batch) + extra_mb, what)
+        return batch
     log.warning("memory: %s runs %d at a time instead of the configured %d: %d need %.0f MB, %s",
                 kind, batch, requested, requested, need.at(requested) + extra_mb, what)
     return batch
