@@ -98,6 +98,14 @@ def torch_threads(configured: int | None, cores: int | None, gpus: int) -> int:
     return 1
 
 
+def cpu_model_threads(cores: int | None, slots: int, host_mb: float, rule_mb: float) -> int:
+    """Threads of a model job on a CPU-only host: the cores shared among the model jobs that can run
+    at once, by the ``gpu`` slots and by memory (a 256 px job whose mem_mb leaves no room for a
+    second one gets every core; the demo's small jobs one each)."""
+    at_once = max(1, min(int(slots), int(host_mb // max(rule_mb, 1.0))))
+    return max(1, int(cores or 1) // at_once)
+
+
 def model_slots(cores: int | None, gpus: int) -> int:
     """Model jobs a local run lets run at once (the ``gpu`` resource): one per GPU slot, or one per core."""
     if gpus:
@@ -224,5 +232,5 @@ def rule_memory(rule: str, config: dict, gpu: bool, dataset: str | None = None) 
     return {"mem_mb": int(math.ceil(host)), "gpu_mem_mb": 0}
 
 
-__all__ = ["MODEL_RULES", "PER_ITEM_MB", "gpu_count", "host_memory_mb", "model_description", "model_slots",
+__all__ = ["MODEL_RULES", "PER_ITEM_MB", "cpu_model_threads", "gpu_count", "host_memory_mb", "model_description", "model_slots",
            "per_item_mb", "rule_batch", "rule_memory", "torch_threads"]

@@ -49,6 +49,27 @@ THREADS["torch"] = (
 )
 
 
+def model_threads(rule_name):
+    """Threads of a model rule: THREADS["torch"], except on a CPU-only host with threads.torch null,
+    where the cores are shared among the model jobs that fit in memory at once (a 256 px job
+    that fills the RAM gets every core; discoverydiff.jobs.cpu_model_threads)."""
+    if not LOCAL or MODEL_ON_GPU or config["threads"]["torch"] is not None:
+        return THREADS["torch"]
+
+    def threads(wildcards):
+        need = model_jobs.rule_memory(
+            rule_name, config, False, wildcards.get("dataset")
+        )
+        return model_jobs.cpu_model_threads(
+            CORES,
+            workflow.global_resources["gpu"].value,
+            workflow.global_resources["mem_mb"].value,
+            need["mem_mb"],
+        )
+
+    return threads
+
+
 def model_memory(rule_name, key="mem_mb"):
     """Resource function: a model rule's mem_mb (host) or gpu_mem_mb (device), from the config
     (discoverydiff.jobs.rule_memory: measured per-item needs x the configured batch)."""

@@ -11,7 +11,7 @@ rule train_base:
         "results/base_model/benchmarks/train_base.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("train_base")
     resources:
         gpu=1,
         mem_mb=model_memory("train_base"),
@@ -37,7 +37,7 @@ rule invert:
         "results/{dataset}/benchmarks/invert_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("invert")
     resources:
         gpu=1,
         mem_mb=model_memory("invert"),
@@ -61,7 +61,7 @@ rule reconstruct:
         "results/{dataset}/benchmarks/reconstruct_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("reconstruct")
     resources:
         gpu=1,
         mem_mb=model_memory("reconstruct"),
@@ -106,7 +106,7 @@ rule sample_base:
         "results/base_model/benchmarks/sample_base_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_base")
     resources:
         gpu=1,
         mem_mb=model_memory("sample_base"),

@@ -29,7 +29,7 @@ rule discover:
         "results/{dataset}/benchmarks/discover.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("discover")
     resources:
         gpu=1,
         mem_mb=model_memory("discover"),
@@ -54,7 +54,7 @@ rule sample_discovered:
         "results/{dataset}/benchmarks/sample_discovered_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_discovered")
     resources:
         gpu=1,
         mem_mb=model_memory("sample_discovered"),
@@ -78,7 +78,7 @@ rule finetune:
         "results/{dataset}/benchmarks/finetune.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("finetune")
     resources:
         gpu=1,
         mem_mb=model_memory("finetune"),
@@ -108,7 +108,7 @@ rule novelty_sweep:
         "results/{dataset}/benchmarks/novelty_sweep.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("novelty_sweep")
     resources:
         gpu=1,
         mem_mb=model_memory("novelty_sweep"),

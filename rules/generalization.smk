@@ -17,7 +17,7 @@ rule jacobian_in_domain:
         "results/base_model/benchmarks/jacobian.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("jacobian_in_domain")
     resources:
         gpu=1,
         mem_mb=model_memory("jacobian_in_domain"),
@@ -48,7 +48,7 @@ rule jacobian:
         "results/{dataset}/benchmarks/jacobian.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("jacobian")
     resources:
         gpu=1,
         mem_mb=model_memory("jacobian"),
@@ -74,7 +74,7 @@ rule sample_empirical:
         "results/{dataset}/benchmarks/sample_empirical.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_empirical")
     resources:
         mem_mb=model_memory("sample_empirical"),
     params:
