@@ -151,3 +151,17 @@ def test_a_local_run_shares_out_the_host(tmp_path):
     assert "gpu=1" in invert and "mem_mb=" in invert
     if not gpus:  # one thread (Snakemake prints none); the numeric rules keep their 2
         assert "threads:" not in invert and "threads: 2" in dry.stdout + dry.stderr
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two or more CUDA devices")
+def test_jobs_on_a_multi_gpu_host_take_different_devices(tmp_path):
+    """On real GPUs: as many jobs as devices, started together, each resolve a different cuda:i."""
+    code = ("import sys, time, torch; from discoverydiff.diffusion import resolve_device; d = resolve_device('auto'); "
+            "torch.ones(1, device=d); print(torch.cuda.get_device_properties(d).uuid); sys.stdout.flush(); "
+            "time.sleep(3)")
+    env = dict(__import__("os").environ, DISCOVERYDIFF_SLOT_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(torch.cuda.device_count())]
+    uuids = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(uuids)) == len(uuids)
