@@ -22,12 +22,28 @@ import numpy as np
 #: Kynkaanniemi et al. use k = 3.
 DEFAULT_K = 3
 _BLOCK = 1024
+#: Bytes of one (rows, M) float64 distance block: rows per block shrink as M grows, so a scan's
+#: memory stays flat (two such arrays live at a time).
+_BLOCK_BYTES = 64 * 2**20
+
+
+def _rows_per_block(m: int) -> int:
+    return max(1, min(_BLOCK, _BLOCK_BYTES // (8 * max(int(m), 1))))
 
 
 def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances (len(a), len(b)) in float64, clipped at 0 against rounding."""
-    sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))
+    """Euclidean distances (len(a), len(b)) in float64, clipped at 0 against rounding.
+
+    ``|a|^2 + |b|^2 - 2 a.b`` evaluated in that order, in place: two (len(a), len(b)) arrays
+    instead of five, the same numbers (doubling is exact).
+    """
+    sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :]
+    cross = a @ b.T
+    cross *= 2.0
+    sq -= cross
+    del cross
+    np.maximum(sq, 0.0, out=sq)
+    return np.sqrt(sq, out=sq)
 
 
 def knn_radii(features, k: int = DEFAULT_K) -> np.ndarray:
@@ -47,10 +63,12 @@ def knn_radii(features, k: int = DEFAULT_K) -> np.ndarray:
     if x.ndim != 2 or x.shape[0] <= k:
         raise ValueError(f"k-NN radii need an (N, D) array with N > k = {k}, got shape {x.shape}")
     radii = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], _BLOCK):
-        d = _pairwise_distances(x[start:start + _BLOCK], x)
+    block = _rows_per_block(x.shape[0])
+    for start in range(0, x.shape[0], block):
+        d = _pairwise_distances(x[start:start + block], x)
         # the k+1 smallest include the point itself (distance 0)
-        radii[start:start + _BLOCK] = np.partition(d, k, axis=1)[:, k]
+        d.partition(k, axis=1)
+        radii[start:start + block] = d[:, k]
     return radii
 
 
@@ -80,13 +98,14 @@ def knn_manifold_metrics(real, generated, k: int = DEFAULT_K) -> dict[str, float
     real_ball_hits = np.zeros(g.shape[0])  # density
     real_covered = np.zeros(r.shape[0], dtype=bool)  # coverage: nearest sample inside the real ball
     real_in_gen_balls = np.zeros(r.shape[0], dtype=bool)  # recall
-    for start in range(0, r.shape[0], _BLOCK):
-        d = _pairwise_distances(r[start:start + _BLOCK], g)  # (block, M)
-        inside = d < real_radii[start:start + _BLOCK, None]
+    block = _rows_per_block(g.shape[0])
+    for start in range(0, r.shape[0], block):
+        d = _pairwise_distances(r[start:start + block], g)  # (block, M)
+        inside = d < real_radii[start:start + block, None]
         in_real_balls |= inside.any(axis=0)
         real_ball_hits += inside.sum(axis=0)
-        real_covered[start:start + _BLOCK] = d.min(axis=1) < real_radii[start:start + _BLOCK]
-        real_in_gen_balls[start:start + _BLOCK] = (d < gen_radii[None, :]).any(axis=1)
+        real_covered[start:start + block] = d.min(axis=1) < real_radii[start:start + block]
+        real_in_gen_balls[start:start + block] = (d < gen_radii[None, :]).any(axis=1)
     return {
         "precision": float(in_real_balls.mean()),
         "recall": float(real_in_gen_balls.mean()),
@@ -96,7 +115,7 @@ def knn_manifold_metrics(real, generated, k: int = DEFAULT_K) -> dict[str, float
     }
 
 
-def knn_ball_hits(real, generated, k: int = DEFAULT_K, block: int = _BLOCK):
+def knn_ball_hits(real, generated, k: int = DEFAULT_K, block: int | None = None):
     """Who lies in whose k-NN ball, scanned in blocks of real rows, kept as a sparse matrix.
 
     Parameters
@@ -104,8 +123,9 @@ def knn_ball_hits(real, generated, k: int = DEFAULT_K, block: int = _BLOCK):
     real, generated : array_like, shape (N, D) and (M, D)
         N > k and M > k (the radii of :func:`knn_radii`).
     k : int
-    block : int
-        Real rows per block: the distances held at a time are (block, M).
+    block : int, optional
+        Real rows per block: the distances held at a time are (block, M); by default as many
+        as fit in 64 MB (1,024 at most).
 
     Returns
     -------
@@ -127,12 +147,14 @@ def knn_ball_hits(real, generated, k: int = DEFAULT_K, block: int = _BLOCK):
     if r.ndim != 2 or g.ndim != 2 or r.shape[1] != g.shape[1]:
         raise ValueError(f"need (N, D) and (M, D) feature arrays, got {r.shape} and {g.shape}")
     real_radii, gen_radii = knn_radii(r, k), knn_radii(g, k)
+    block = _rows_per_block(g.shape[0]) if block is None else max(1, int(block))
     in_real_ball = np.zeros(g.shape[0], dtype=bool)
     rows, cols = [], []
     for start in range(0, r.shape[0], block):
         d = _pairwise_distances(r[start:start + block], g)
         in_real_ball |= (d < real_radii[start:start + block, None]).any(axis=0)
         i, j = np.nonzero(d < gen_radii[None, :])
+        del d
         rows.append(i + start)
         cols.append(j)
     rows, cols = np.concatenate(rows), np.concatenate(cols)
