@@ -232,5 +232,5 @@ def rule_memory(rule: str, config: dict, gpu: bool, dataset: str | None = None) 
     return {"mem_mb": int(math.ceil(host)), "gpu_mem_mb": 0}
 
 
-__all__ = ["MODEL_RULES", "PER_ITEM_MB", "cpu_model_threads", "gpu_count", "host_memory_mb", "model_description", "model_slots",
-           "per_item_mb", "rule_batch", "rule_memory", "torch_threads"]
+__all__ = ["MODEL_RULES", "PER_ITEM_MB", "cpu_model_threads", "gpu_count", "host_memory_mb", "model_description",
+           "model_slots", "per_item_mb", "rule_batch", "rule_memory", "torch_threads"]

@@ -192,7 +192,22 @@ def _libc_malloc_trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+#: The highest resident-set high-water mark (MB) seen before a reset (:func:`job_peak_mb`).
+_EARLIER_PEAK = {"mb": 0.0}
+
+
+def job_peak_mb() -> float | None:
+    """This process's peak resident memory (MB) over its life (the probes' resets included)."""
+    now = _proc_status_mb("VmHWM")
+    if now is None:
+        return None
+    return max(now, _EARLIER_PEAK["mb"])
+
+
 def _reset_high_water_mark() -> bool:
+    before = _proc_status_mb("VmHWM")
+    if before is not None:
+        _EARLIER_PEAK["mb"] = max(_EARLIER_PEAK["mb"], before)
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")  # resets VmHWM to the current resident set (Linux >= 4.0)
@@ -351,5 +366,5 @@ def set_job(rule: str | None = None, mem_mb=None) -> None:
 
 
 __all__ = ["ENV_LIMIT", "HEADROOM", "MemoryBudgetError", "NEEDS", "Need", "budget_mb", "device_free_mb",
-           "host_free_mb", "is_out_of_memory", "measure_peak_mb", "memory_limit_mb", "parse_mb", "plan_batch",
-           "set_job", "split"]
+           "host_free_mb", "is_out_of_memory", "job_peak_mb", "measure_peak_mb", "memory_limit_mb", "parse_mb",
+           "plan_batch", "set_job", "split"]

@@ -64,6 +64,7 @@ def run_step(log_path: str | Path | None, step: Callable[[], object], threads: i
         result = step()
         if "torch" in sys.modules:
             logging.getLogger("discoverydiff").info("torch threads: %d", sys.modules["torch"].get_num_threads())
+        _log_peak_memory()
         return result
     except DiscoveryDiffError as exc:
         logging.getLogger("discoverydiff").error("%s", exc)
@@ -74,6 +75,21 @@ def run_step(log_path: str | Path | None, step: Callable[[], object], threads: i
         sys.stderr = console
         if log_file is not None:
             log_file.close()
+
+
+def _log_peak_memory() -> None:
+    """The job's peak host memory (and GPU memory, where torch used CUDA) in its log: what a rule
+    really took (Snakemake's benchmark files sample the memory every few seconds)."""
+    from .memory import job_peak_mb
+
+    peak = job_peak_mb()
+    text = f"peak memory: {peak:.0f} MB resident" if peak is not None else ""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gpu = torch.cuda.max_memory_allocated() / 2**20
+        text += f", {gpu:.0f} MB on {torch.cuda.get_device_name()} (since the last batch plan)"
+    if text:
+        logging.getLogger("discoverydiff").info("%s", text)
 
 
 def model_config(params: dict, model_inputs=()) -> dict:
