@@ -219,8 +219,8 @@ def rule_memory(rule: str, config: dict, gpu: bool, dataset: str | None = None) 
     kind = MODEL_RULES[rule]
     batch = rule_batch(rule, config)
     weights = description["weights_mb"]
-    if rule == "sample_empirical":  # the few-shot set's closed-form denoiser: no network
-        weights, description = 0.0, {"width": 0}
+    if rule == "sample_empirical":  # the few-shot set's closed-form denoiser, on the CPU: no network
+        weights, description, gpu = 0.0, {"width": 0}, False
     state = 3 * weights if kind == "train" else 0.0
     work = batch * per_item_mb(kind, description["width"], resolution, channels)
     data = _data_mb(rule, config, dataset, channels * resolution**2 * 4 / 2**20)
