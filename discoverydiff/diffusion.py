@@ -179,7 +179,20 @@ def autocast_context(device: torch.device, precision: str):
     if device.type != "cuda":
         log.warning("precision %s needs CUDA; running fp32 on %s", precision, device)
         return contextlib.nullcontext()
+    if precision == "bf16" and not cuda_bf16_supported(device):
+        log.warning("precision bf16 needs a GPU of compute capability 8.0 or newer (A100, H100, L4, RTX 30xx); "
+                    "%s emulates it slowly, so this job runs fp32 (precision: fp16 uses its tensor cores)",
+                    torch.cuda.get_device_name(device))
+        return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=_DTYPES[precision])
+
+
+def cuda_bf16_supported(device) -> bool:
+    """Whether ``device``'s hardware computes in bf16 (not torch's emulation on older cards)."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch without the keyword: compute capability 8.0 is where bf16 starts
+        return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def prepare_eps_fn(model: torch.nn.Module, device: torch.device, precision: str = "fp32",

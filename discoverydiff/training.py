@@ -324,11 +324,16 @@ def train_eps_model(
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
     ema = EMAModel(params, decay=float(ema_decay)) if ema_decay is not None else None
-    autocast = (
-        torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    if precision == "bf16" and dev.type == "cuda":
+        from .diffusion import autocast_context
+
+        autocast = autocast_context(dev, "bf16")  # fp32 (with a warning) on cards without bf16
+    else:
+        autocast = (
+            torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
 
     from . import memory
 

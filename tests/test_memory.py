@@ -223,3 +223,4 @@ def test_training_after_out_of_memory_redoes_the_step_in_halves():
                         progress=False, micro_batch=2)
     np.testing.assert_allclose(h["loss"], g["loss"], rtol=1e-6)
     torch.testing.assert_close(list(refusing.net.parameters()), list(plain.parameters()))
+
