@@ -328,9 +328,9 @@ def plan_batch(kind: str, probe: Callable[[int], object], requested: int, device
     fits = int((usable - need.fixed) // need.per_item) if need.per_item > 0 else requested
     if fits < 1:
         raise MemoryBudgetError(
-            f"{_job_name()}: one {kind} needs {need.at(1) + extra_mb:.0f} MB on {device}, but only {what} "
-            f"({HEADROOM:.0%} usable): free memory (stop other jobs, run fewer at once), raise the limit "
-            f"({ENV_LIMIT}, memory_limit_mb or the rule's mem_mb), or lower the model's resolution")
+            f"{_job_name()}: one {kind} needs {need.at(1) + extra_mb:.0f} MB on {device}, but only {what}, "
+            f"of which batches may fill {HEADROOM:.0%}. Free memory (stop other jobs, run fewer at once), raise "
+            f"the limit ({ENV_LIMIT}, memory_limit_mb or the rule's mem_mb), or lower the model's resolution")
     batch = min(requested, fits)
     if batch == requested:
         log.info("memory: %d of %s fit: %.0f MB, %s", batch, kind, need.at(batch) + extra_mb, what)
