@@ -224,3 +224,19 @@ def test_training_after_out_of_memory_redoes_the_step_in_halves():
     np.testing.assert_allclose(h["loss"], g["loss"], rtol=1e-6)
     torch.testing.assert_close(list(refusing.net.parameters()), list(plain.parameters()))
 
+
+
+def test_the_workflow_stops_a_job_whose_configured_memory_limit_holds_no_image(tmp_path):
+    """config memory_limit_mb: the job fails with the one-line reason on the console, and no output."""
+    import copy
+
+    from test_workflow import TINY_DEMO, snakemake
+
+    config = copy.deepcopy(TINY_DEMO)
+    config["memory_limit_mb"] = 1
+    run = snakemake(tmp_path, config, "results/radiation/shards/latents_1-of-1.h5")
+    assert run.returncode != 0
+    assert ("discoverydiff error: rule invert: one model evaluation of a 3x16x16 image needs"
+            in run.stdout + run.stderr)
+    assert "under the limit of 1 MB from config memory_limit_mb" in run.stdout + run.stderr
+    assert not (tmp_path / "results/radiation/shards/latents_1-of-1.h5").exists()
