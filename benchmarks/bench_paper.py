@@ -16,7 +16,8 @@ What it does, under ``--work``:
    ``config/paper/data_radiation.yaml`` and ``config/paper/data_galaxyzoo.yaml`` (the paths filled in),
    plus an overlay of **tiny step counts and set sizes** (``TINY`` below). Everything that sets a
    job's peak memory keeps the paper's or the schema's value: resolution 256, ``diffusion.batch_size``
-   32, ``jacobian.batch`` 8 (the schema's), ``baseline.batch_size`` 8;
+   32, ``jacobian.batch`` 8 (the schema's; k + oversample = 8 so that a pass holds 8 products),
+   ``baseline.batch_size`` 8;
 4. reads every job's Snakemake benchmark file (wall seconds, peak RSS) and extrapolates each model
    rule to the paper's step counts and set sizes: the tiny run's time plus the model evaluations the
    paper needs beyond it, at the per-evaluation times measured here with one thread
@@ -42,7 +43,8 @@ TINY = {
     "diffusion": {"n_inv_step": 3, "n_base_samples": 4},
     "discovery": {"n_samples": 4, "screen": {"oversample": 3, "preview_steps": 2}},
     "baseline": {"steps": 2},
-    "jacobian": {"timesteps": [500], "points": 1, "k": 2, "oversample": 2, "power_iterations": 0},
+    # k + oversample = 8: the schema's 8 products per pass are in play (a pass holds min(batch, k + p))
+    "jacobian": {"timesteps": [500], "points": 1, "k": 6, "oversample": 2, "power_iterations": 0},
     "stats": {"bootstrap": 20, "source_check": {"n_reference": 8}},
     "threads": {"numeric": 1, "morphology": 1},
 }
