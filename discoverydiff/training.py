@@ -251,8 +251,9 @@ def train_eps_model(
         Show a tqdm progress bar.
     eps_fn : callable, optional
         ``eps_fn(unet, x_t, t) -> eps`` of shape (B, C, H, W); default :func:`default_eps_fn`.
-    precision : {"fp32", "bf16"}
-        bf16 autocasts the forward pass (CUDA); the loss and optimiser stay in fp32.
+    precision : {"fp32", "bf16", "fp16"}
+        bf16 autocasts the forward pass (CUDA; fp32 on GPUs without bf16); the loss and optimiser
+        stay in fp32. fp16 (a setting for the model's evaluations on older GPUs) trains in fp32.
     warmup_steps : int
         Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
     weight_decay : float
@@ -297,8 +298,11 @@ def train_eps_model(
     dict
         ``loss``: list of per-step losses (float); ``steps``; ``seconds``: wall time of the loop.
     """
+    if precision == "fp16":  # fp16 gradients need loss scaling, which this loop does not do
+        logger.warning("precision fp16 trains in fp32 (fp16 is for the model's evaluations)")
+        precision = "fp32"
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
     if prediction_type not in TRAINED_PREDICTION_TYPES:
         raise ValueError(f"prediction_type must be one of {TRAINED_PREDICTION_TYPES}, got {prediction_type!r}")
     if lr_schedule not in LR_SCHEDULES:
