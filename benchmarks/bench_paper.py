@@ -23,7 +23,10 @@ What it does, under ``--work``:
    paper needs beyond it, at the per-evaluation times measured here with one thread
    (``--measure``: a forward, a training pass and a Jacobian product of the DDPM-256 UNet).
 
-The table is printed and written to ``--work/per_rule.json``.
+The table is printed and written to ``--work/per_rule.json``: per job its threads, wall seconds,
+peak memory (the job's own high-water mark from its log; Snakemake's benchmark file samples it and
+can miss the peak), and for the model rules the paper's model evaluations and the extrapolated
+CPU hours.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -152,12 +156,14 @@ def measure_unit_costs(threads: int = 1) -> dict:
     """Seconds of one DDPM-256 image-forward, training pass and Jacobian product on ``threads`` threads."""
     import torch
     from diffusers import UNet2DModel
+    from torch.func import jvp, vjp
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_unet256 import DDPM_256
 
     from discoverydiff.diffusion import linear_betas, prepare_eps_fn
-    from discoverydiff.jacobian import _product_probe
+    from discoverydiff.jacobian import x0_denoiser
     from discoverydiff.models import EpsModel
 
     torch.set_num_threads(threads)
@@ -178,10 +184,13 @@ def measure_unit_costs(threads: int = 1) -> dict:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    probe = _product_probe(model, (3, 256, 256), torch.device("cpu"))
+    denoise = x0_denoiser(model, 500)
+    _, pullback = vjp(denoise, x)  # as jacobian_singular_values: one vjp per point, then products
     start = time.perf_counter()
-    probe(2)  # a vjp, a jvp and a pullback of 2: about 3 products' worth of passes... counted as 2 products
-    product = (time.perf_counter() - start) / 2
+    with sdpa_kernel(SDPBackend.MATH):
+        jvp(denoise, (x,), (torch.randn_like(x),))
+    pullback(torch.randn_like(x))
+    product = (time.perf_counter() - start) / 4  # two jvp and two vjp products (a batch of 2 each)
     return {"threads": threads, "forward_s": forward, "train_pass_s": train, "product_s": product}
 
 
@@ -202,8 +211,14 @@ def summarize(work: Path, units: dict | None) -> list[dict]:
                      if name.startswith(r)), name)
         if group == "base_model" and name == "jacobian":
             rule = "jacobian_in_domain"
+        log = tsv.parent.parent / "logs" / f"{name}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        threads = re.search(r"discoverydiff: threads: (\d+)", text)
+        peak = re.search(r"peak memory: (\d+) MB resident", text)
         rows.append({"rule": rule, "job": f"{group}/{name}", "dataset": None if group == "base_model" else group,
-                     "seconds": float(bench["s"].iloc[0]), "max_rss_mb": float(bench["max_rss"].iloc[0])})
+                     "seconds": float(bench["s"].iloc[0]), "max_rss_mb": float(bench["max_rss"].iloc[0]),
+                     "peak_mb": float(peak.group(1)) if peak else None,
+                     "threads": int(threads.group(1)) if threads else 1})
     tiny_cfg = yaml.safe_load((work / "tiny.yaml").read_text())
     n_fewshot = int(yaml.safe_load((work / "data_radiation.yaml").read_text())["datasets"]["radiation"]["n_fewshot"])
     diffusion, discovery = tiny_cfg["diffusion"], tiny_cfg["discovery"]
@@ -219,11 +234,12 @@ def summarize(work: Path, units: dict | None) -> list[dict]:
                                          "finetune", "jacobian", "jacobian_in_domain"):
             row["paper_cpu_hours"] = None
             continue
-        unit = units["product_s"] if rule.startswith("jacobian") else units["forward_s"]
+        costs = units[str(min(row["threads"], 2))]
+        unit = costs["product_s"] if rule.startswith("jacobian") else costs["forward_s"]
         extra = (model_evaluations(rule, dataset, PAPER) - model_evaluations(rule, dataset, tiny)) * unit
         if rule == "finetune":
             extra += (PAPER["baseline_steps"] * PAPER["baseline_batch"]
-                      - tiny["baseline_steps"] * tiny["baseline_batch"]) * units["train_pass_s"]
+                      - tiny["baseline_steps"] * tiny["baseline_batch"]) * costs["train_pass_s"]
         row["paper_cpu_hours"] = (row["seconds"] + extra) / 3600
         row["paper_evaluations"] = model_evaluations(rule, dataset, PAPER)
     return rows
@@ -249,16 +265,20 @@ def main() -> None:
         wall = run_workflow(args.work, configs, args.cores, args.snakemake_args)
         (args.work / "wall.json").write_text(json.dumps({"seconds": wall, "cores": args.cores}))
     units_path = args.work / "units.json"
-    if args.measure:
-        units_path.write_text(json.dumps(measure_unit_costs()))
+    if args.measure:  # at the thread counts the jobs ran with (their logs say which)
+        units_path.write_text(json.dumps({str(t): measure_unit_costs(t) for t in (1, 2)}))
     units = json.loads(units_path.read_text()) if units_path.exists() else None
     rows = summarize(args.work, units)
     (args.work / "per_rule.json").write_text(json.dumps({"units": units, "rows": rows}, indent=1))
-    print(f"unit costs (1 thread): {units}")
-    print(f"{'job':<44} {'seconds':>9} {'peak RSS MB':>12} {'paper CPU h':>12}")
+    print(f"unit costs (seconds per image-forward, training pass, Jacobian product, by threads): {units}")
+    print(f"{'job':<44} {'threads':>7} {'seconds':>9} {'peak MB':>8} {'bench MB':>9} {'paper evals':>11} "
+          f"{'paper CPU h':>11}")
     for r in sorted(rows, key=lambda r: r["job"]):
         hours = "" if r.get("paper_cpu_hours") is None else f"{r['paper_cpu_hours']:.1f}"
-        print(f"{r['job']:<44} {r['seconds']:>9.1f} {r['max_rss_mb']:>12.0f} {hours:>12}")
+        peak = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+        evals = f"{r['paper_evaluations']:.0f}" if r.get("paper_evaluations") else ""
+        print(f"{r['job']:<44} {r['threads']:>7} {r['seconds']:>9.1f} {peak:>8} {r['max_rss_mb']:>9.0f} "
+              f"{evals:>11} {hours:>11}")
 
 
 if __name__ == "__main__":
