@@ -46,7 +46,8 @@ def finetune_and_sample(model: EpsModel, images_path, samples_path, settings, op
     history = train_eps_model(tuned, images.x, model.betas, steps=int(cfg.get("steps", 500)),
                               batch_size=int(cfg.get("batch_size", 16)), lr=float(cfg.get("lr", 1e-4)),
                               seed=seed, device=str(device), ema_decay=None, precision=options.precision,
-                              log_every=max(1, int(cfg.get("steps", 500)) // 10))
+                              log_every=max(1, int(cfg.get("steps", 500)) // 10),
+                              memory_limit_mb=options.memory_limit_mb)
     losses = history["loss"]
     log.info("fine-tuned on %d images for %d steps: loss %.4f -> %.4f", len(images.names), len(losses),
              losses[0], sum(losses[-10:]) / len(losses[-10:]))

@@ -150,11 +150,20 @@ def ddim_generate(eps_fn: EpsFn, x_t0: torch.Tensor, alpha_bar: np.ndarray, sett
 
 # ----------------------------------------------------------------------------- execution
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
+    """``auto`` picks CUDA when present, else the CPU.
+
+    ``auto`` and ``cuda`` on a machine with several visible GPUs give this job's own device,
+    ``cuda:i``, claimed once per process (:func:`discoverydiff.devices.claimed_cuda_index`), so
+    the model jobs of a local run spread over the devices.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda was asked for but torch sees no CUDA device; use device: auto")
+    if device == "cuda":
+        from .devices import claimed_cuda_index
+
+        return torch.device("cuda", claimed_cuda_index())
     return torch.device(device)
 
 
@@ -170,7 +179,20 @@ def autocast_context(device: torch.device, precision: str):
     if device.type != "cuda":
         log.warning("precision %s needs CUDA; running fp32 on %s", precision, device)
         return contextlib.nullcontext()
+    if precision == "bf16" and not cuda_bf16_supported(device):
+        log.warning("precision bf16 needs a GPU of compute capability 8.0 or newer (A100, H100, L4, RTX 30xx); "
+                    "%s emulates it slowly, so this job runs fp32 (precision: fp16 uses its tensor cores)",
+                    torch.cuda.get_device_name(device))
+        return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=_DTYPES[precision])
+
+
+def cuda_bf16_supported(device) -> bool:
+    """Whether ``device``'s hardware computes in bf16 (not torch's emulation on older cards)."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch without the keyword: compute capability 8.0 is where bf16 starts
+        return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def prepare_eps_fn(model: torch.nn.Module, device: torch.device, precision: str = "fp32",
@@ -181,6 +203,11 @@ def prepare_eps_fn(model: torch.nn.Module, device: torch.device, precision: str 
     ``channels_last`` (default: when the model has 2-D convolutions) converts the model in place
     and feeds it NHWC inputs: oneDNN's convolutions run about 1.1x faster so on the CPU
     (benchmarks/README.md) and cuDNN's use the tensor cores without transposes.
+
+    The function carries ``probe(b, shape)``, one forward of b items of ``shape`` (C, H, W) through
+    the uncompiled model (no compilation for a shape the run never uses), and ``memory_key``:
+    what :func:`run_batched` measures the memory of a batch with. It becomes the job's active
+    model on ``device`` (:func:`active_eps_fn`).
     """
     model = model.to(device).eval()
     if channels_last is None:
@@ -190,25 +217,91 @@ def prepare_eps_fn(model: torch.nn.Module, device: torch.device, precision: str 
     net = torch.compile(model, dynamic=False) if compile else model
     ctx = autocast_context(device, precision)
 
-    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def run(module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with ctx:
-            out = net(x, t)
+            out = module(x, t)
         return out.float().contiguous()
 
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return run(net, x, t)
+
+    @torch.no_grad()
+    def probe(batch: int, shape) -> None:
+        x = torch.zeros((batch, *shape), device=device)
+        # what a DDIM step holds besides the forward: x, eps, the clean estimate and the update
+        eps = run(model, x, torch.full((batch,), 500, dtype=torch.long, device=device))
+        ddim_step(x, eps, 0.5, 0.6)
+
+    eps_fn.probe = probe
+    eps_fn.memory_key = (getattr(model, "name", type(model).__name__), precision, bool(compile))
+    _ACTIVE[str(device)] = eps_fn
     return eps_fn
 
 
-def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[int, np.ndarray, list]],
-                device: torch.device, total: int | None = None, desc: str = "ddim"):
-    """Apply ``fn`` to streamed (offset, x, names) batches; yield (offset, result array, names)."""
+#: The eps function a job prepared last, per device: the model :func:`run_batched` plans batches for.
+_ACTIVE: dict[str, EpsFn] = {}
+
+
+def active_eps_fn(device) -> EpsFn | None:
+    """The eps function last prepared for ``device`` in this process (None before any)."""
+    return _ACTIVE.get(str(torch.device(device)))
+
+
+def run_batched(fn: Callable[..., torch.Tensor], batches: Iterable[tuple[int, np.ndarray, list]],
+                device: torch.device, total: int | None = None, desc: str = "ddim", *, with_rows: bool = False,
+                eps_fn: EpsFn | None = None, memory_limit_mb: float | None = None):
+    """Apply ``fn`` to streamed (offset, x, names) batches; yield (offset, result array, names).
+
+    Each streamed batch (its length is the configured batch: a maximum) runs in sub-batches
+    that fit the job's free memory (:func:`discoverydiff.memory.plan_batch`, planned on the
+    first batch from the per-item need of a forward of ``eps_fn``, by default the job's active
+    model on ``device``, :func:`active_eps_fn`), made by halving (:func:`discoverydiff.memory.split`).
+    An out-of-memory error halves the sub-batches again and redoes the streamed batch; at one
+    item it stops the job with :class:`discoverydiff.memory.MemoryBudgetError`. Sub-batches of a
+    power-of-two batch give exactly what that smaller configured batch gives.
+
+    ``fn(x)`` gets a sub-batch on ``device``; with ``with_rows``, ``fn(x, part)`` also gets its
+    slice of the streamed batch (for per-row state such as noise generators).
+    """
     from tqdm.auto import tqdm
 
+    from . import memory
+
+    device = torch.device(device)
+    eps_fn = active_eps_fn(device) if eps_fn is None else eps_fn
+    planned = None
     with tqdm(total=total, desc=desc, unit="img") as bar:
         for offset, x, names in batches:
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-            out = fn(xt).float().cpu().numpy()
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if planned is None:
+                planned = len(x)
+                if eps_fn is not None and hasattr(eps_fn, "probe") and len(x):
+                    shape = tuple(x.shape[1:])
+                    planned = memory.plan_batch(f"model evaluation of a {'x'.join(map(str, shape))} image",
+                                                lambda b, shape=shape: eps_fn.probe(b, shape), len(x), device,
+                                                key=(shape, *eps_fn.memory_key), config_limit=memory_limit_mb,
+                                                min_item_mb=4 * x[0].nbytes / 2**20)
+            while True:
+                try:
+                    parts = []
+                    for part in memory.split(len(x), planned):
+                        xt = torch.from_numpy(x[part]).to(device)
+                        parts.append((fn(xt, part) if with_rows else fn(xt)).float().cpu().numpy())
+                    break
+                except Exception as exc:  # out of memory: halve and redo the whole streamed batch
+                    if not memory.is_out_of_memory(exc):
+                        raise
+                    parts = xt = None
+                    memory.free_cached(device)
+                    if planned <= 1:
+                        raise memory.MemoryBudgetError(
+                            f"{memory._job_name()}: {desc} ran out of memory on {device} with one image at a "
+                            f"time ({exc}); free memory on the device or lower the model's resolution") from None
+                    planned = max(1, planned // 2)
+                    log.warning("%s: out of memory on %s; batches of at most %d from now on", desc, device, planned)
+            out = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.empty_like(x))
             if not np.isfinite(out).all():
                 raise FloatingPointError(f"{desc}: non-finite values in batch at row {offset}")
             bar.update(len(names))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,8 +188,12 @@ def _to_nchw(array: np.ndarray, layout: str, path, key) -> np.ndarray:
     return np.transpose(array, [full.index(a) for a in "NCHW"])
 
 
+#: Bytes of maps (float64) an HDF5 stack is read at a time: memory stays at one block whatever its length.
+HDF5_BLOCK_BYTES = 64 * 2**20
+
+
 def read_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units") -> list[RawField]:
-    """Read maps from one or more HDF5 datasets.
+    """Read maps from one or more HDF5 datasets (all of them: :func:`iter_hdf5` streams them).
 
     Parameters
     ----------
@@ -202,6 +207,17 @@ def read_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units") -> 
     units_attr : str
         Attribute holding the unit string, looked up on the dataset, then on the file.
     """
+    return list(iter_hdf5(path, dataset, layout, units_attr))
+
+
+def iter_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units",
+              block_bytes: int | None = None) -> Iterator[RawField]:
+    """The maps of one or more HDF5 datasets (as :func:`read_hdf5`), read ``block_bytes`` at a time.
+
+    The datasets' shapes and layout are checked before any data is read; a block that cannot
+    be read (a truncated file) raises :class:`InputError` naming the file and the maps, after
+    the maps of the blocks before it were yielded.
+    """
     import h5py
 
     if layout not in HDF5_LAYOUTS:
@@ -210,40 +226,58 @@ def read_hdf5(path, dataset, layout: str = "NHW", units_attr: str = "units") -> 
     keys = [dataset] if isinstance(dataset, str) else list(dataset)
     if not keys:
         raise ConfigError(f"no HDF5 dataset named for {path}")
-    arrays, units = [], []
+    block_bytes = HDF5_BLOCK_BYTES if block_bytes is None else int(block_bytes)
     try:
-        with h5py.File(path, "r") as h5:
-            for key in keys:
-                if key not in h5:
-                    raise InputError(path, f"has no dataset {key!r}; top-level keys are {sorted(h5.keys())}")
-                node = h5[key]
-                if not isinstance(node, h5py.Dataset):
-                    raise InputError(path, f"{key!r} is a group, not a dataset; it holds {sorted(node.keys())}")
-                try:
-                    array = np.array(node[()], dtype=np.float64)
-                except (OSError, ValueError, TypeError) as exc:
-                    raise InputError(path, f"dataset {key!r} is unreadable, the file may be truncated "
-                                           f"({exc})") from None
-                arrays.append(_to_nchw(array, layout, path, key))
-                unit = node.attrs.get(units_attr, h5.attrs.get(units_attr, ""))
-                units.append(unit.decode() if isinstance(unit, bytes) else str(unit))
-    except InputError:
-        raise
+        h5 = h5py.File(path, "r")
     except OSError as exc:
         raise InputError(path, f"is not a readable HDF5 file ({exc})") from None
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise InputError(path, f"datasets {keys} have different shapes {sorted(shapes)}")
-    stack = np.concatenate(arrays, axis=1)
-    if len(keys) > 1 and any(a.shape[1] != 1 for a in arrays):
-        raise InputError(path, "stacking several datasets as channels needs single-channel datasets")
-    channel_units = units if len(keys) > 1 else units * stack.shape[1]
-    names = keys if len(keys) > 1 else [keys[0].strip("/")] * stack.shape[1]
-    return [RawField(stack[i], f"{path}[{i}]", list(channel_units), list(names)) for i in range(stack.shape[0])]
+    with h5:
+        nodes, units = [], []
+        for key in keys:
+            if key not in h5:
+                raise InputError(path, f"has no dataset {key!r}; top-level keys are {sorted(h5.keys())}")
+            node = h5[key]
+            if not isinstance(node, h5py.Dataset):
+                raise InputError(path, f"{key!r} is a group, not a dataset; it holds {sorted(node.keys())}")
+            if node.ndim != len(layout):
+                raise InputError(path, f"dataset {key!r} has shape {node.shape} ({node.ndim}-D) "
+                                       f"but layout {layout!r} is {len(layout)}-D")
+            nodes.append(node)
+            unit = node.attrs.get(units_attr, h5.attrs.get(units_attr, ""))
+            units.append(unit.decode() if isinstance(unit, bytes) else str(unit))
+        shapes = {_nchw_shape(node.shape, layout) for node in nodes}
+        if len(shapes) != 1:
+            raise InputError(path, f"datasets {keys} have different shapes {sorted(shapes)}")
+        n, c, h, w = shapes.pop()
+        if len(keys) > 1 and c != 1:
+            raise InputError(path, "stacking several datasets as channels needs single-channel datasets")
+        channel_units = units if len(keys) > 1 else units * c
+        names = keys if len(keys) > 1 else [keys[0].strip("/")] * c
+        step = max(1, block_bytes // (8 * c * h * w * len(keys)))
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            arrays = []
+            for key, node in zip(keys, nodes):
+                where = tuple(slice(start, stop) if axis == "N" else slice(None) for axis in layout)
+                try:
+                    array = np.asarray(node[where], dtype=np.float64)
+                except (OSError, ValueError, TypeError) as exc:
+                    raise InputError(path, f"dataset {key!r} is unreadable at maps {start}..{stop - 1}, the file "
+                                           f"may be truncated ({exc})") from None
+                arrays.append(_to_nchw(array, layout, path, key))
+            stack = np.concatenate(arrays, axis=1) if len(arrays) > 1 else arrays[0]
+            for i in range(stop - start):
+                yield RawField(stack[i], f"{path}[{start + i}]", list(channel_units), list(names))
+
+
+def _nchw_shape(shape: tuple, layout: str) -> tuple[int, int, int, int]:
+    """(N, C, H, W) of a dataset of ``shape`` in ``layout`` (N and C are 1 where the layout has none)."""
+    sizes = dict(zip(layout, shape))
+    return tuple(int(sizes.get(axis, 1)) for axis in "NCHW")
 
 
 # --------------------------------------------------------------------------- images
-def read_image(path, mode: str = "RGB") -> list[RawField]:
+def read_image(path, mode: str = "RGB", dtype=np.float64) -> list[RawField]:
     """Read a JPEG/PNG cutout (e.g. a Galaxy Zoo 424x424 gri composite) as (C, H, W) 0..255.
 
     Parameters
@@ -252,6 +286,9 @@ def read_image(path, mode: str = "RGB") -> list[RawField]:
     mode : {"RGB", "L"}
         Pillow mode to convert to; ``RGB`` also turns grey-scale or palette images into
         three channels.
+    dtype : numpy dtype
+        Of the returned data: float64, or ``uint8`` (Pillow's own values, exactly; a
+        caller that crops first converts a fifth of a Galaxy Zoo cutout to float, not all of it).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -259,7 +296,7 @@ def read_image(path, mode: str = "RGB") -> list[RawField]:
     try:
         with Image.open(path) as img:
             img.load()  # decode now so a truncated file fails here, not later
-            array = np.asarray(img.convert(mode), dtype=np.float64)
+            array = np.asarray(img.convert(mode), dtype=dtype)
     except UnidentifiedImageError:
         raise InputError(path, "is not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as exc:
@@ -272,15 +309,20 @@ def read_image(path, mode: str = "RGB") -> list[RawField]:
 
 def read_raw_fields(path, spec: dict) -> list[RawField]:
     """Dispatch on ``spec['format']`` (``fits``, ``hdf5``, ``image``) with its options."""
+    return list(iter_raw_fields(path, spec))
+
+
+def iter_raw_fields(path, spec: dict, image_dtype=np.float64) -> Iterator[RawField]:
+    """The maps of one file, as :func:`read_raw_fields`, an HDF5 stack block by block (:func:`iter_hdf5`)."""
     fmt = spec.get("format")
     if not Path(path).exists():
         raise InputError(path, "file does not exist")
     if fmt == "fits":
-        return read_fits(path, spec.get("hdu"), spec.get("cube_axis", "channels"))
+        return iter(read_fits(path, spec.get("hdu"), spec.get("cube_axis", "channels")))
     if fmt == "hdf5":
         if not spec.get("dataset"):
             raise ConfigError(f"HDF5 input {spec.get('pattern')!r} needs 'dataset' (the path inside the file)")
-        return read_hdf5(path, spec["dataset"], spec.get("layout", "NHW"), spec.get("units_attr", "units"))
+        return iter_hdf5(path, spec["dataset"], spec.get("layout", "NHW"), spec.get("units_attr", "units"))
     if fmt == "image":
-        return read_image(path, spec.get("mode", "RGB"))
+        return iter(read_image(path, spec.get("mode", "RGB"), image_dtype))
     raise ConfigError(f"input format must be fits, hdf5 or image, got {fmt!r}")

@@ -15,6 +15,7 @@ Tropp 2011, algorithm 4.4 with power iterations) on Jacobian-vector products
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -146,33 +147,84 @@ def spectrum_rank(singular_values, total: float, energy: float = RANK_ENERGY) ->
 JACOBIAN_SETS = ("fewshot", "in_domain")
 
 
+def _product_probe(model, shape, device) -> Callable[[int], None]:
+    """``probe(b)``: what :func:`jacobian_singular_values` holds at once with ``batch`` b: the
+    pullback of b copies (their saved activations) while a jvp of b tangents runs, then one pullback."""
+    from torch.func import jvp, vjp
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    denoise = x0_denoiser(model, len(model.alpha_bar) // 2)
+
+    def probe(b: int) -> None:
+        copies = torch.zeros((b, *shape), device=device)
+        _, pullback = vjp(denoise, copies)
+        with sdpa_kernel(SDPBackend.MATH):
+            jvp(denoise, (copies,), (torch.ones_like(copies),))
+        pullback(torch.ones_like(copies))
+
+    return probe
+
+
+def plan_products(model, shape, batch: int, device, memory_limit_mb=None) -> int:
+    """Jacobian products per pass that fit the job's memory (:func:`discoverydiff.memory.plan_batch`)."""
+    from .memory import plan_batch
+
+    n_params = sum(p.numel() for p in model.parameters())
+    return plan_batch(f"Jacobian product at a {'x'.join(map(str, shape))} point", _product_probe(model, shape, device),
+                      batch, device, key=(tuple(shape), getattr(model, "name", type(model).__name__), n_params),
+                      config_limit=memory_limit_mb, min_item_mb=6 * 4 * math.prod(shape) / 2**20)
+
+
 def jacobian_table(model, point_sets: dict, timesteps, k: int = 32, oversample: int = 10,
                    power_iterations: int = 2, batch: int = 8, energy: float = RANK_ENERGY, seed: int = 0,
-                   device: str | torch.device = "cpu"):
+                   device: str | torch.device = "cpu", memory_limit_mb: float | None = None):
     """Jacobian spectra of ``model``'s x0-denoiser at each point of each set and timestep, one row each.
 
     ``point_sets`` maps a set name to (clean images (N, C, H, W) in the model's range, names).
     Point i is noised to each timestep t as x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps, with eps
     drawn from (``seed``, i, t), so every set sees the same noise. Columns: set, name, t,
     rank, captured, saturated, frobenius_sq, s_1 .. s_k (see :func:`spectrum_rank`).
+
+    ``batch`` is the most products per pass: fewer run where memory is short
+    (:func:`plan_products`), and an out-of-memory error halves them and redoes the point.
     """
     import pandas as pd
+
+    from . import memory
 
     device = torch.device(device)
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    planned = {}  # image shape -> products per pass
     rows = []
     for set_name, (images, names) in point_sets.items():
         for i, (image, name) in enumerate(zip(images, names, strict=True)):
             x0 = torch.as_tensor(np.asarray(image, dtype=np.float32))
+            shape = tuple(x0.shape)
+            if shape not in planned:
+                planned[shape] = plan_products(model, shape, max(1, min(int(batch), k + oversample)), device,
+                                               memory_limit_mb)
             for t in timesteps:
                 a = float(model.alpha_bar[int(t)])
                 g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 1009 * i + int(t))
                 x_t = a**0.5 * x0 + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g)
-                values, total = jacobian_singular_values(x0_denoiser(model, int(t)), x_t.to(device), k,
-                                                         oversample=oversample, power_iterations=power_iterations,
-                                                         seed=int(seed) + i, batch=batch, return_total=True)
+                while True:
+                    try:
+                        values, total = jacobian_singular_values(
+                            x0_denoiser(model, int(t)), x_t.to(device), k, oversample=oversample,
+                            power_iterations=power_iterations, seed=int(seed) + i, batch=planned[shape],
+                            return_total=True)
+                        break
+                    except Exception as exc:  # out of memory: fewer products per pass, the same point again
+                        if not memory.is_out_of_memory(exc):
+                            raise
+                        memory.free_cached(device)
+                        if planned[shape] <= 1:
+                            raise memory.MemoryBudgetError(
+                                f"{memory._job_name()}: one Jacobian product at a {shape} point ran out of "
+                                f"memory on {device} ({exc})") from None
+                        planned[shape] = max(1, planned[shape] // 2)
                 values = values.double().cpu().numpy()
                 rank, captured, saturated = spectrum_rank(values, total, energy)
                 rows.append({"set": set_name, "name": name, "t": int(t), "rank": rank, "captured": captured,

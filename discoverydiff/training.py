@@ -107,9 +107,12 @@ def default_eps_fn(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> t
 
 
 def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    """``auto`` and ``cuda`` as :func:`discoverydiff.diffusion.resolve_device` (this job's GPU slot)."""
+    from .diffusion import resolve_device
+
+    if str(device).startswith("cuda:"):
+        return torch.device(device)
+    return resolve_device(str(device))
 
 
 def train_eps_model(
@@ -133,6 +136,8 @@ def train_eps_model(
     on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
     snapshot_every: int = 0,
     hflip: bool = True,
+    micro_batch: int | None = None,
+    memory_limit_mb: float | None = None,
 ) -> dict:
     """Train an eps-predictor with the DDPM "simple" loss (Ho et al. 2020, algorithm 1).
 
@@ -174,8 +179,9 @@ def train_eps_model(
         Show a tqdm progress bar.
     eps_fn : callable, optional
         ``eps_fn(unet, x_t, t) -> eps`` of shape (B, C, H, W); default :func:`default_eps_fn`.
-    precision : {"fp32", "bf16"}
-        bf16 autocasts the forward pass (CUDA); the loss and optimiser stay in fp32.
+    precision : {"fp32", "bf16", "fp16"}
+        bf16 autocasts the forward pass (CUDA; fp32 on GPUs without bf16); the loss and optimiser
+        stay in fp32. fp16 (a setting for the model's evaluations on older GPUs) trains in fp32.
     warmup_steps : int
         Linear learning-rate warm-up from 0 over this many steps (Ho et al. used 5000).
     weight_decay : float
@@ -206,14 +212,25 @@ def train_eps_model(
         The random horizontal flip (on by default). Off for data whose distribution is not
         mirror-symmetric, e.g. a mixture of random subspaces (:mod:`discoverydiff.molrg`).
         The flips are drawn either way, so the other draws do not depend on it.
+    micro_batch : int, optional
+        Images per forward and backward pass: each step's batch is run in parts whose gradients
+        add up to the whole batch's (the loss of a part is weighted by its share of the batch),
+        so a batch that does not fit in memory trains as it would in one pass, to rounding.
+        None: the most that fit in the job's free memory (:func:`discoverydiff.memory.plan_batch`,
+        measured once), at most ``batch_size``; an out-of-memory error halves it and redoes the step.
+    memory_limit_mb : float, optional
+        The config's ``memory_limit_mb`` (see :mod:`discoverydiff.memory`).
 
     Returns
     -------
     dict
         ``loss``: list of per-step losses (float); ``steps``; ``seconds``: wall time of the loop.
     """
+    if precision == "fp16":  # fp16 gradients need loss scaling, which this loop does not do
+        logger.warning("precision fp16 trains in fp32 (fp16 is for the model's evaluations)")
+        precision = "fp32"
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
     if prediction_type not in TRAINED_PREDICTION_TYPES:
         raise ValueError(f"prediction_type must be one of {TRAINED_PREDICTION_TYPES}, got {prediction_type!r}")
     if lr_schedule not in LR_SCHEDULES:
@@ -239,11 +256,23 @@ def train_eps_model(
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
     ema = EMAModel(params, decay=float(ema_decay)) if ema_decay is not None else None
-    autocast = (
-        torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    if precision == "bf16" and dev.type == "cuda":
+        from .diffusion import autocast_context
+
+        autocast = autocast_context(dev, "bf16")  # fp32 (with a warning) on cards without bf16
+    else:
+        autocast = (
+            torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
+
+    from . import memory
+
+    if micro_batch is None:
+        micro_batch = _plan_micro_batch(unet, eps_fn, x_all, batch_size, dev, autocast, ema is not None,
+                                        memory_limit_mb)
+    micro_batch = max(1, min(int(micro_batch), batch_size))
 
     losses: list[float] = []
     start = time.perf_counter()
@@ -269,14 +298,21 @@ def train_eps_model(
             target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
         else:  # "sample": the clean image itself
             target = x0
-        with autocast:
-            prediction = eps_fn(unet, x_t, t)
-        loss = torch.nn.functional.mse_loss(prediction.float(), target)
+        while True:
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                loss = _accumulate_gradients(unet, eps_fn, x_t, t, target, micro_batch, autocast)
+                break
+            except Exception as exc:
+                if not memory.is_out_of_memory(exc) or micro_batch <= 1:
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                memory.free_cached(dev)
+                micro_batch = max(1, micro_batch // 2)
+                logger.warning("training: out of memory on %s; %d images per pass from now on", dev, micro_batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss at step {step}; lower lr (now {lr})")
 
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if ema is not None:
@@ -307,6 +343,55 @@ def train_eps_model(
         ema.copy_to(params)
     unet.train(was_training)
     return {"loss": losses, "steps": steps, "seconds": seconds}
+
+
+def _accumulate_gradients(unet, eps_fn, x_t, t, target, micro_batch: int, autocast) -> torch.Tensor:
+    """Backpropagate the batch's mean squared error in parts of at most ``micro_batch`` images.
+
+    A part's loss is its mean error times its share of the batch, so the gradients add up to the
+    whole batch's; one part is exactly the plain step. Returns the batch's loss (detached).
+    """
+    from .memory import split
+
+    n = x_t.shape[0]
+    parts = split(n, micro_batch)
+    total = None
+    for part in parts:
+        with autocast:
+            prediction = eps_fn(unet, x_t[part], t[part])
+        loss = torch.nn.functional.mse_loss(prediction.float(), target[part])
+        if len(parts) > 1:
+            loss = loss * ((part.stop - part.start) / n)
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    return total
+
+
+def _plan_micro_batch(unet, eps_fn, x_all, batch_size: int, device, autocast, has_ema: bool,
+                      memory_limit_mb) -> int:
+    """Images per training pass that fit (:func:`discoverydiff.memory.plan_batch`): a forward and
+    backward pass of b images measured, plus the optimiser's state (AdamW: 2 copies of the
+    weights, an EMA one more) that the first step allocates."""
+    from . import memory
+
+    params = [p for p in unet.parameters() if p.requires_grad]
+    state_mb = (2 + int(has_ema)) * sum(p.numel() * p.element_size() for p in params) / 2**20
+
+    def probe(b: int) -> None:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            x = x_all[:1].expand(b, *x_all.shape[1:]).contiguous()
+            t = torch.zeros((b,), dtype=torch.long, device=device)
+            with autocast:
+                out = eps_fn(unet, x, t)
+            out.float().pow(2).mean().backward()
+        for p in params:
+            p.grad = None
+
+    shape = tuple(x_all.shape[1:])
+    return memory.plan_batch(f"training pass of a {'x'.join(map(str, shape))} image", probe, batch_size, device,
+                             key=(shape, type(unet).__name__, sum(p.numel() for p in params)),
+                             config_limit=memory_limit_mb, extra_mb=state_mb,
+                             min_item_mb=4 * x_all[0].nbytes / 2**20)
 
 
 LR_SCHEDULES = ("constant", "cosine")

@@ -34,12 +34,19 @@ def apply_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def run_step(log_path: str | Path | None, step: Callable[[], object], threads: int | None = None) -> object:
+def run_step(log_path: str | Path | None, step: Callable[[], object], threads: int | None = None,
+             job=None) -> object:
     """Run ``step()`` with logging to ``log_path``; exit 1 on a :class:`DiscoveryDiffError`.
 
-    ``threads`` (the rule's ``threads``) is applied first (:func:`apply_threads`)."""
+    ``threads`` (the rule's ``threads``) is applied first (:func:`apply_threads`). ``job`` (the
+    script's ``snakemake`` object) names the rule, and lends its ``mem_mb`` resource as the
+    memory a CPU job's batches may fill, to :mod:`discoverydiff.memory`."""
     if threads is not None:
         apply_threads(threads)
+    if job is not None:
+        from .memory import set_job
+
+        set_job(getattr(job, "rule", None), getattr(getattr(job, "resources", None), "mem_mb", None))
     console = sys.stderr
     handlers: list[logging.Handler] = [logging.StreamHandler(console)]
     handlers[0].setLevel(logging.WARNING)
@@ -57,6 +64,7 @@ def run_step(log_path: str | Path | None, step: Callable[[], object], threads: i
         result = step()
         if "torch" in sys.modules:
             logging.getLogger("discoverydiff").info("torch threads: %d", sys.modules["torch"].get_num_threads())
+        _log_peak_memory()
         return result
     except DiscoveryDiffError as exc:
         logging.getLogger("discoverydiff").error("%s", exc)
@@ -67,6 +75,21 @@ def run_step(log_path: str | Path | None, step: Callable[[], object], threads: i
         sys.stderr = console
         if log_file is not None:
             log_file.close()
+
+
+def _log_peak_memory() -> None:
+    """The job's peak host memory (and GPU memory, where torch used CUDA) in its log: what a rule
+    really took (Snakemake's benchmark files sample the memory every few seconds)."""
+    from .memory import job_peak_mb
+
+    peak = job_peak_mb()
+    text = f"peak memory: {peak:.0f} MB resident" if peak is not None else ""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gpu = torch.cuda.max_memory_allocated() / 2**20
+        text += f", {gpu:.0f} MB on {torch.cuda.get_device_name()} (since the last batch plan)"
+    if text:
+        logging.getLogger("discoverydiff").info("%s", text)
 
 
 def model_config(params: dict, model_inputs=()) -> dict:
@@ -105,6 +128,7 @@ def run_settings(params: dict) -> tuple:
 
     settings, options = settings_from_config(params["diffusion"])
     options.device, options.precision = params["device"], params["precision"]
+    options.memory_limit_mb = params.get("memory_limit_mb")
     return settings, options
 
 

@@ -1,6 +1,7 @@
 # Config validation and every input function of the workflow.
 import hashlib
 import json
+import sys
 from glob import glob
 
 from snakemake.utils import validate
@@ -19,9 +20,68 @@ wildcard_constraints:
 
 
 DATASETS = list(config["datasets"])
+
+# What jobs ask the scheduler for (discoverydiff.jobs, standard library only: the interpreter
+# Snakemake runs in needs no torch). Local runs: the GPUs of this host, or its cores, set how many
+# model jobs run at once (the "gpu" resource, unless --resources gpu=N says otherwise) and the
+# memory the scheduler shares out (mem_mb: the host's RAM, unless --resources mem_mb=N).
+sys.path.insert(0, workflow.basedir)
+from discoverydiff import jobs as model_jobs  # noqa: E402
+
+LOCAL = workflow.local_exec
+GPUS = model_jobs.gpu_count(config["device"]) if LOCAL else 0
+CORES = workflow.global_resources["_cores"].value if LOCAL else None
+# model jobs run on a GPU: this host's, or a cluster's GPU nodes (profiles/slurm)
+MODEL_ON_GPU = config["device"] != "cpu" and (GPUS > 0 or not LOCAL)
+if LOCAL:
+    if "gpu" not in workflow.global_resources:
+        workflow.global_resources["gpu"] = model_jobs.model_slots(CORES, GPUS)
+    if "mem_mb" not in workflow.global_resources:
+        workflow.global_resources["mem_mb"] = model_jobs.host_memory_mb()
+
 # Threads of each kind of rule (config "threads"); Snakemake lowers them to --cores and sets
 # OMP/MKL/OpenBLAS threads from them, and every script applies them to torch (run_step).
-THREADS = config["threads"]
+# threads.torch null: one per model job on a CPU-only host, cores per GPU on a GPU host, 4 on a cluster.
+THREADS = dict(config["threads"])
+THREADS["torch"] = (
+    model_jobs.torch_threads(THREADS["torch"], CORES, GPUS)
+    if LOCAL
+    else (THREADS["torch"] or 4)
+)
+
+
+def model_threads(rule_name):
+    """Threads of a model rule: THREADS["torch"], except on a CPU-only host with threads.torch null,
+    where the cores are shared among the model jobs that fit in memory at once (a 256 px job
+    that fills the RAM gets every core; discoverydiff.jobs.cpu_model_threads)."""
+    if not LOCAL or MODEL_ON_GPU or config["threads"]["torch"] is not None:
+        return THREADS["torch"]
+
+    def threads(wildcards):
+        need = model_jobs.rule_memory(
+            rule_name, config, False, wildcards.get("dataset")
+        )
+        return model_jobs.cpu_model_threads(
+            CORES,
+            workflow.global_resources["gpu"].value,
+            workflow.global_resources["mem_mb"].value,
+            need["mem_mb"],
+        )
+
+    return threads
+
+
+def model_memory(rule_name, key="mem_mb"):
+    """Resource function: a model rule's mem_mb (host) or gpu_mem_mb (device), from the config
+    (discoverydiff.jobs.rule_memory: measured per-item needs x the configured batch)."""
+
+    def resource(wildcards):
+        needs = model_jobs.rule_memory(
+            rule_name, config, MODEL_ON_GPU, wildcards.get("dataset")
+        )
+        return needs[key]
+
+    return resource
 
 
 # Inversion and sampling run as config["shards"] jobs per file (rule gather_shards joins them).
@@ -164,6 +224,7 @@ def engine_params(wildcards):
         "diffusion": config["diffusion"],
         "device": config["device"],
         "precision": config["precision"],
+        "memory_limit_mb": config["memory_limit_mb"],
         "seed": config["seed"],
     }
 

@@ -11,9 +11,11 @@ rule train_base:
         "results/base_model/benchmarks/train_base.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("train_base")
     resources:
         gpu=1,
+        mem_mb=model_memory("train_base"),
+        gpu_mem_mb=model_memory("train_base", "gpu_mem_mb"),
     params:
         model=config["model"],
         seed=config["seed"],
@@ -35,9 +37,11 @@ rule invert:
         "results/{dataset}/benchmarks/invert_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("invert")
     resources:
         gpu=1,
+        mem_mb=model_memory("invert"),
+        gpu_mem_mb=model_memory("invert", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -57,9 +61,11 @@ rule reconstruct:
         "results/{dataset}/benchmarks/reconstruct_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("reconstruct")
     resources:
         gpu=1,
+        mem_mb=model_memory("reconstruct"),
+        gpu_mem_mb=model_memory("reconstruct", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -100,9 +106,11 @@ rule sample_base:
         "results/base_model/benchmarks/sample_base_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_base")
     resources:
         gpu=1,
+        mem_mb=model_memory("sample_base"),
+        gpu_mem_mb=model_memory("sample_base", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,

@@ -21,9 +21,11 @@ rule settings:
         "results/{dataset}/benchmarks/settings.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("settings")
     resources:
         gpu=1,
+        mem_mb=model_memory("settings"),
+        gpu_mem_mb=model_memory("settings", "gpu_mem_mb"),
     params:
         discovery=discovery_config,
         stats=config["stats"],
@@ -57,9 +59,11 @@ rule discover:
         "results/{dataset}/benchmarks/discover.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("discover")
     resources:
         gpu=1,
+        mem_mb=model_memory("discover"),
+        gpu_mem_mb=model_memory("discover", "gpu_mem_mb"),
     params:
         discovery=discovery_config,
         seed=config["seed"],
@@ -81,9 +85,11 @@ rule sample_discovered:
         "results/{dataset}/benchmarks/sample_discovered_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_discovered")
     resources:
         gpu=1,
+        mem_mb=model_memory("sample_discovered"),
+        gpu_mem_mb=model_memory("sample_discovered", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -104,9 +110,11 @@ rule finetune:
         "results/{dataset}/benchmarks/finetune.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("finetune")
     resources:
         gpu=1,
+        mem_mb=model_memory("finetune"),
+        gpu_mem_mb=model_memory("finetune", "gpu_mem_mb"),
     params:
         engine=engine_params,
         baseline=config["baseline"],
@@ -154,9 +162,11 @@ rule discover_prior:
         "results/{dataset}/benchmarks/discover_prior.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("discover_prior")
     resources:
         gpu=1,
+        mem_mb=model_memory("discover_prior"),
+        gpu_mem_mb=model_memory("discover_prior", "gpu_mem_mb"),
     params:
         discovery=discovery_config,
         control="discovered_prior",
@@ -197,9 +207,11 @@ rule sample_control:
         "results/{dataset}/benchmarks/sample_{control}_{scatteritem}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_control")
     resources:
         gpu=1,
+        mem_mb=model_memory("sample_control"),
+        gpu_mem_mb=model_memory("sample_control", "gpu_mem_mb"),
     params:
         engine=engine_params,
         shard=shard_of,
@@ -221,9 +233,11 @@ rule novelty_sweep:
         "results/{dataset}/benchmarks/novelty_sweep.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("novelty_sweep")
     resources:
         gpu=1,
+        mem_mb=model_memory("novelty_sweep"),
+        gpu_mem_mb=model_memory("novelty_sweep", "gpu_mem_mb"),
     params:
         engine=engine_params,
         discovery=discovery_config,

@@ -17,9 +17,11 @@ rule jacobian_in_domain:
         "results/base_model/benchmarks/jacobian.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("jacobian_in_domain")
     resources:
         gpu=1,
+        mem_mb=model_memory("jacobian_in_domain"),
+        gpu_mem_mb=model_memory("jacobian_in_domain", "gpu_mem_mb"),
     params:
         engine=engine_params,
         jacobian=config["jacobian"],
@@ -46,9 +48,11 @@ rule jacobian:
         "results/{dataset}/benchmarks/jacobian.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("jacobian")
     resources:
         gpu=1,
+        mem_mb=model_memory("jacobian"),
+        gpu_mem_mb=model_memory("jacobian", "gpu_mem_mb"),
     params:
         engine=engine_params,
         jacobian=config["jacobian"],
@@ -70,7 +74,9 @@ rule sample_empirical:
         "results/{dataset}/benchmarks/sample_empirical.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("sample_empirical")
+    resources:
+        mem_mb=model_memory("sample_empirical"),
     params:
         engine=engine_params,
         n_samples=config["discovery"]["n_samples"],

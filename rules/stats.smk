@@ -96,9 +96,11 @@ rule seeds:
         "results/{dataset}/benchmarks/seeds.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: THREADS["torch"]
+    threads: model_threads("seeds")
     resources:
         gpu=1,
+        mem_mb=model_memory("seeds"),
+        gpu_mem_mb=model_memory("seeds", "gpu_mem_mb"),
     params:
         engine=engine_params,
         discovery=discovery_config,

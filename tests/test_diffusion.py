@@ -163,3 +163,18 @@ def test_stochastic_ddim_steps_match_diffusers(eta):
         theirs = scheduler.step(eps, t, x, eta=eta, variance_noise=noise).prev_sample
         ours = ddim_step(x, eps, float(abar[t]), a_next, eta, noise)
         torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)  # float32 coefficients in diffusers
+
+
+def test_bf16_on_a_gpu_without_it_runs_fp32_with_a_warning(monkeypatch, caplog):
+    import contextlib
+
+    from discoverydiff import diffusion
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-32GB")
+    with caplog.at_level("WARNING"):
+        ctx = diffusion.autocast_context(torch.device("cuda"), "bf16")
+    assert isinstance(ctx, contextlib.nullcontext)
+    assert "Tesla V100" in caplog.text and "precision: fp16" in caplog.text
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert isinstance(diffusion.autocast_context(torch.device("cuda"), "bf16"), torch.autocast)

@@ -29,6 +29,28 @@ def test_blocks_do_not_change_the_result(monkeypatch):
     assert knn_manifold_metrics(real, fake) == whole
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.8])
+def test_sparse_ball_hits_give_prdc_and_dense_recall_of_any_resample(shift):
+    """The blocked scan's precision and recall are prdc's; the recall of resampled generated rows is
+    that of a dense membership matrix built from scipy's distances and k-d tree radii."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(150, 5)), rng.normal(size=(90, 5)) + shift
+    in_real_ball, hits = fidelity.knn_ball_hits(real, fake, k=3, block=16)
+    ref = compute_prdc(real, fake, nearest_k=3)
+    assert fidelity.recall_of(hits) == pytest.approx(ref["recall"], abs=1e-12)
+    assert in_real_ball.mean() == pytest.approx(ref["precision"], abs=1e-12)
+    fake_radii = cKDTree(fake).query(fake, k=4)[0][:, 3]
+    dense = cdist(real, fake) < fake_radii[None, :]
+    assert hits.nnz == dense.sum() and hits.nnz < 0.1 * dense.size  # only the hits are kept
+    for _ in range(5):
+        idx = rng.integers(0, len(fake), len(fake))  # a bootstrap draw, with repeats
+        assert fidelity.recall_of(hits, idx) == pytest.approx(dense[:, idx].any(axis=1).mean(), abs=1e-12)
+    blocked = fidelity.knn_ball_hits(real, fake, k=3, block=1024)
+    assert (blocked[1] != hits).nnz == 0 and np.array_equal(blocked[0], in_real_ball)
+
+
 def test_radii_are_the_kth_neighbour_distance_of_a_kd_tree():
     x = np.random.default_rng(1).normal(size=(40, 3))
     distances, _ = cKDTree(x).query(x, k=4)  # itself plus three neighbours

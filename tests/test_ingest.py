@@ -173,6 +173,48 @@ def test_hdf5_and_fits_sources_combine(tmp_path, fits_dir, lognormal_maps):
     assert ts.x.shape[0] == 11 and ts.names[-1].endswith("stack.h5[2]")
 
 
+def test_a_bad_map_of_a_stack_is_rejected_alone(tmp_path, fits_dir, lognormal_maps):
+    """skip: a stack's map with a NaN goes to rejected.csv by its index; the maps after it are kept."""
+    stack = lognormal_maps[:5] * 2
+    stack[1, 3, 3] = np.nan
+    with h5py.File(tmp_path / "stack.h5", "w") as h5:
+        h5.create_dataset("G0", data=stack).attrs["units"] = "Habing"
+    cfg = _field_cfg(fits_dir, on_bad_input="skip")
+    cfg["inputs"] = [{"format": "hdf5", "pattern": str(tmp_path / "stack.h5"), "dataset": "G0"}]
+    cfg["n_fewshot"] = 2
+    result, out = _ingest(tmp_path, cfg)
+    assert result.n_images == 4 and result.n_rejected == 1
+    assert read_tensor_file(out / "tensors.h5").names == [f"{tmp_path / 'stack.h5'}[{i}]" for i in (0, 2, 3, 4)]
+    with open(out / "rejected.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows == [{"file": f"{tmp_path / 'stack.h5'}[1]", "reason": "1 NaN (or BLANK) and 0 infinite pixel(s)"}]
+
+
+def test_read_ahead_threads_give_the_one_thread_result(tmp_path):
+    """Cutouts decoded and resampled on a thread pool: the same tensor file as one reader thread."""
+    rng = np.random.default_rng(4)
+    (tmp_path / "img").mkdir()
+    for i in range(9):
+        Image.fromarray(rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.jpg")
+    cfg = {"kind": "galaxy", "inputs": [{"format": "image", "pattern": str(tmp_path / "img" / "*.jpg")}],
+           "crop": {"fraction": 0.6}, "resample": "lanczos", "channels": "identity",
+           "normalize": {"transform": "linear", "lo": 0, "hi": 255}, "n_fewshot": 3, "n_validation": 2}
+    runs = {}
+    for workers in (1, 4):
+        _, out = _ingest(tmp_path / f"w{workers}", cfg, workers=workers)
+        runs[workers] = read_tensor_file(out / "tensors.h5"), read_rows(out / "tensors.h5", "physical")
+    np.testing.assert_array_equal(runs[1][0].x, runs[4][0].x)
+    np.testing.assert_array_equal(runs[1][1], runs[4][1])
+    assert runs[1][0].names == runs[4][0].names
+    # and a cutout read as float64 and resampled by hand gives the same map as the uint8 read-ahead
+    first = np.moveaxis(np.asarray(Image.open(tmp_path / "img" / "0.jpg").convert("RGB"), dtype=np.float64), -1, 0)
+    side = int(round(0.6 * 40))
+    top, left = (40 - side) // 2, (44 - side) // 2
+    expected = resample(first[:, top:top + side, left:left + side], 16, "lanczos")
+    np.testing.assert_allclose(runs[4][1][runs[4][0].names.index(str(tmp_path / "img" / "0.jpg"))], expected,
+                               rtol=1e-6)
+
+
 def test_the_splits_must_leave_a_test_map(tmp_path, fits_dir):
     with pytest.raises(ConfigError, match="8 map.*too few for n_fewshot = 7, n_validation = 1"):
         _ingest(tmp_path, _field_cfg(fits_dir, n_fewshot=7))

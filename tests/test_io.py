@@ -7,7 +7,7 @@ from astropy.io import fits
 from PIL import Image
 
 from discoverydiff.errors import InputError
-from discoverydiff.io import read_fits, read_hdf5, read_image, read_raw_fields
+from discoverydiff.io import iter_hdf5, read_fits, read_hdf5, read_image, read_raw_fields
 
 
 # ----------------------------------------------------------------------------- FITS
@@ -128,6 +128,48 @@ def test_hdf5_several_datasets_as_channels_with_file_level_units(tmp_path, rng):
     fields = read_hdf5(tmp_path / "s.h5", ["a", "b", "c"], "NHW")
     assert len(fields) == 2 and fields[0].data.shape == (3, 8, 8)
     assert fields[0].units == ["Habing", "Habing", "erg s-1 cm-2"] and fields[0].channel_names == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("layout,shape", [("NHW", (37, 6, 5)), ("NCHW", (37, 2, 6, 5)), ("NHWC", (37, 6, 5, 2)),
+                                          ("HW", (6, 5))])
+@pytest.mark.parametrize("block_maps", [1, 4, 10, 100])
+def test_hdf5_stacks_read_in_blocks_equal_the_whole_read(tmp_path, rng, layout, shape, block_maps):
+    """Block by block (a block smaller than one map, a few maps, a remainder, the whole stack):
+    the same maps as h5py's whole read of the dataset, transposed by numpy."""
+    data = rng.random(shape).astype(np.float32)
+    other = rng.random(shape).astype(np.float32)
+    with h5py.File(tmp_path / "s.h5", "w") as h5:
+        h5.create_dataset("G0", data=data, chunks=True).attrs["units"] = "Habing"
+        h5["NH"] = other
+    with h5py.File(tmp_path / "s.h5", "r") as h5:
+        whole = h5["G0"][()].astype(np.float64)
+    to_nchw = {"NHW": lambda d: d[:, None], "NCHW": lambda d: d, "NHWC": lambda d: np.moveaxis(d, -1, 1),
+               "HW": lambda d: d[None, None]}[layout]
+    per_map = 8 * int(np.prod(shape[-2:])) * (1 if layout in ("NHW", "HW") else 2)
+    fields = list(iter_hdf5(tmp_path / "s.h5", "G0", layout, block_bytes=block_maps * per_map))
+    np.testing.assert_array_equal(np.stack([f.data for f in fields]), to_nchw(whole))
+    assert [f.name for f in fields] == [f"{tmp_path / 's.h5'}[{i}]" for i in range(len(fields))]
+    if layout == "NHW":  # several datasets as channels, in blocks too
+        both = list(iter_hdf5(tmp_path / "s.h5", ["G0", "NH"], layout, block_bytes=block_maps * 2 * per_map))
+        np.testing.assert_array_equal(np.stack([f.data for f in both]), np.stack([data, other], axis=1))
+        assert both[0].channel_names == ["G0", "NH"]
+
+
+def test_a_damaged_stack_yields_its_readable_blocks_then_names_the_maps(tmp_path, rng):
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("G0", data=rng.random((64, 64, 64)), chunks=(1, 64, 64), compression="gzip")
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle:middle + 4000] = b"\xff" * 4000  # a map's compressed chunk halfway through the file
+    path.write_bytes(bytes(damaged))
+    maps = iter_hdf5(path, "G0", "NHW", block_bytes=8 * 64 * 64)
+    read = []
+    with pytest.raises(InputError, match=r"is unreadable at maps (\d+)\.\.\1, the file may be truncated") as info:
+        for field in maps:
+            read.append(field)
+    assert str(path) in str(info.value) and 10 <= len(read) < 64
+    assert info.match(rf"maps {len(read)}\.\.{len(read)}")  # the first map it could not read
 
 
 @pytest.mark.parametrize("case,message", [

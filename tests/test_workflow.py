@@ -124,11 +124,15 @@ def test_demo_runs_through_discovery_and_is_then_up_to_date(tmp_path):
         geometry = pd.read_csv(tmp_path / f"results/{dataset}/geometry.csv")
         assert {"norm", "angle_pairs", "window_angle_pairs", "separation"} <= set(geometry["statistic"])
     assert (tmp_path / "results/radiation/benchmarks/invert_1-of-1.tsv").exists()
-    # torch rules declare threads (default 4, lowered to --cores 2) and the job's torch uses them
+    # torch rules follow the host (threads.torch null): one thread per model job on this CPU-only host,
+    # two jobs at once on --cores 2 (cores per GPU on a GPU host), and the job's torch uses them
+    from discoverydiff.jobs import gpu_count, torch_threads
+
+    expected = torch_threads(None, 2, gpu_count())
     for log in ("radiation/logs/invert_1-of-1.log", "galaxies/logs/jacobian.log",
                 "base_model/logs/sample_base_1-of-1.log"):
         text = (tmp_path / "results" / log).read_text()
-        assert "threads: 2" in text and "torch threads: 2" in text, log
+        assert f"threads: {expected}" in text and f"torch threads: {expected}" in text, log
     stats_log = (tmp_path / "results/radiation/logs/stats.log").read_text()
     assert "threads: 2" in stats_log  # numeric rules: default 2
     _check_figures(tmp_path)

@@ -23,4 +23,4 @@ def step():
                                tensors_path=sm.input.tensors, calibrate_spectrum=calibrate)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -16,4 +16,4 @@ def step():
                                seed)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -15,6 +15,7 @@ run_step(
         model_channels=sm.params.channels,
         seed=sm.params.seed,
         provenance={"config_sha256": sm.params.config_sha256},
+        workers=sm.threads,
     ),
     threads=sm.threads,
 )

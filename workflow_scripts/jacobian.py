@@ -29,7 +29,8 @@ def step():
     table = jacobian_table(model, {set_name: (points.x[:n], points.names[:n])}, cfg["timesteps"], k=int(cfg["k"]),
                            oversample=int(cfg["oversample"]), power_iterations=int(cfg["power_iterations"]),
                            batch=int(cfg["batch"]), energy=float(cfg["energy"]), seed=seed,
-                           device=resolve_device(sm.params.engine["device"]))
+                           device=resolve_device(sm.params.engine["device"]),
+                           memory_limit_mb=sm.params.engine.get("memory_limit_mb"))
     if earlier is not None:
         table = pd.concat([earlier, table], ignore_index=True)
     summary = table.groupby(["set", "t"])[["rank", "captured"]].median().unstack("t")
@@ -37,4 +38,4 @@ def step():
     write_csv_atomic(table, sm.output[0])
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

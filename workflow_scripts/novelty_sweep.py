@@ -29,4 +29,4 @@ def step():
     write_csv_atomic(table, sm.output[0])
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

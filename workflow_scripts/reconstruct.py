@@ -12,4 +12,4 @@ def step():
                          shard=tuple(sm.params.shard))
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -2,7 +2,7 @@
 
 import logging
 
-from discoverydiff.engine import reconstruction_table
+from discoverydiff.reconstruction import reconstruction_table
 from discoverydiff.store import write_csv_atomic
 from discoverydiff.workflow import run_step
 

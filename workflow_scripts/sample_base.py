@@ -13,4 +13,4 @@ def step():
                              shard=tuple(sm.params.shard), source="results/base_model/samples.h5")
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -12,4 +12,4 @@ def step():
     return decode_discovered(model, sm.input.latents, sm.output[0], settings, options, seed, shard=sm.params.shard)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -16,4 +16,4 @@ def step():
                             int(params["seed"]))
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -23,4 +23,4 @@ def step():
     write_csv_atomic(summarize_seeds(table), sm.output.summary)
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

@@ -23,4 +23,4 @@ def step():
         Path(tmp).write_text(yaml.safe_dump(record, sort_keys=False))
 
 
-run_step(sm.log[0], step, threads=sm.threads)
+run_step(sm.log[0], step, threads=sm.threads, job=sm)

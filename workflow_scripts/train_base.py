@@ -6,4 +6,4 @@ from discoverydiff.workflow import run_step
 sm = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 run_step(sm.log[0], lambda: train_base_model(sm.params.model, sm.output[0], seed=sm.params.seed,
                                              device=sm.params.device, precision=sm.params.precision),
-         threads=sm.threads)
+         threads=sm.threads, job=sm)

@@ -170,7 +170,8 @@ def preview(model, latents: torch.Tensor, t0: int, steps: int, options) -> np.nd
 
     out = np.empty(x.shape, dtype=np.float32)
     for offset, decoded, _ in run_batched(lambda z: ddim_generate(eps_fn, z, model.alpha_bar, settings), batches(),
-                                          device, len(x), desc="preview"):
+                                          device, len(x), desc="preview", eps_fn=eps_fn,
+                                          memory_limit_mb=getattr(options, "memory_limit_mb", None)):
         out[offset:offset + len(decoded)] = decoded
     return out
 
