@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
 GPU_RULES = {"train_base", "invert", "reconstruct", "sample_base", "discover", "sample_discovered", "finetune",
-             "novelty_sweep", "jacobian", "jacobian_in_domain", "discover_prior", "sample_control", "seeds"}
+             "novelty_sweep", "jacobian", "jacobian_in_domain", "discover_prior", "sample_control", "seeds", "settings"}
 
 # import name (or pip distribution name) -> the conda-forge packages that provide it
 CONDA_NAMES = {

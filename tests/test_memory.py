@@ -65,8 +65,11 @@ def test_a_plan_fits_the_limit_and_the_batch_is_a_maximum(monkeypatch):
     batch = memory.plan_batch("test item", probe, 32, "cpu", key=("a",))
     need = memory.NEEDS[("test item", "cpu", "a")]
     assert need.points == 2 and need.per_item == pytest.approx(per_item, rel=0.25)
-    assert 3 <= batch <= 6  # 0.9 x 400 MB / 60 MB = 6, less what the process added since
-    assert need.at(batch) <= memory.HEADROOM * 400
+    # 0.9 x 400 MB / 60 MB = 6, give or take what the process freed or added since (the garbage of
+    # earlier tests): the plan fills at most HEADROOM of what the limit left free when it ran
+    limit, held = used + 400, memory.resident_mb()
+    assert 3 <= batch <= 8
+    assert need.at(batch) <= memory.HEADROOM * (limit - min(used, held))
     # with room to spare the configured batch is kept (it is a maximum, never raised)
     monkeypatch.setenv(memory.ENV_LIMIT, f"{used + 5000:.0f}")
     assert memory.plan_batch("test item", probe, 8, "cpu", key=("a",)) == 8
