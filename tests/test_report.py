@@ -76,7 +76,7 @@ def test_the_workflow_description_tells_the_discovery_that_ran():
     demo = " ".join(render(REPORT / "workflow.rst", config_of(REPO / "config" / "config.yaml")).split())
     # the demo leaves the screening's knobs to rule settings: the report says so, and names no value
     assert "between pairs of inverted targets" in demo and "set per dataset by rule ``settings``" in demo
-    assert "accepted latents per kept sample" not in demo and "t0 = 600, 60 steps" in demo
+    assert "accepted latents per kept sample" not in demo and "t0 = 600, 48 steps" in demo
     paper = " ".join(render(REPORT / "workflow.rst", config_of(*PAPER)).split())
     assert "by the paper's scheme" in paper and "Gaussian fitted to the inverted targets" in paper
     assert "no decoded screening" in paper and "pairs of inverted targets" not in paper

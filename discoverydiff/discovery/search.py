@@ -197,15 +197,19 @@ def choose_settings(tensors_path, latents_path, id_latents_path, model, settings
             work = Path(tmp) / f"setting_{position}"
             row = {"setting": setting, "resolved": {k: _get(cfg, k) for k in FALLBACK}}
             try:
+                # the spectral calibration is fitted below on the decoded set itself (rule discover decodes
+                # the kept latents once more to fit it: here that would decode them twice)
                 result = discover_from_files(latents_path, id_latents_path, work / "latents.h5", work / "geometry.csv",
                                              cfg, seed, model=model, options=options,
                                              screening_path=work / "screening.csv", tensors_path=tensors_path,
-                                             calibrate_spectrum=calibrate_spectrum(cfg, kind))
+                                             calibrate_spectrum=False)
             except TooFewAccepted as exc:
                 log.warning("setting %s: %s", setting, exc)
                 rows.append({**row, "error": str(exc), "objective": float("inf"), "feasible": False})
                 continue
             decode_discovered(model, work / "latents.h5", work / "samples.h5", settings, options, seed)
+            if calibrate_spectrum(cfg, kind):
+                row["spectral_calibration"] = _calibrate_in_place(work / "samples.h5", tensors_path, seed)
             screening = result.settings  # acceptance settings; the screening record is in the file
             forwards += _forwards(work / "latents.h5", work / "samples.h5")
             morphology = dict(morphology_paths or {})
@@ -242,6 +246,26 @@ def choose_settings(tensors_path, latents_path, id_latents_path, model, settings
             "floors": {**floors, "recall_floor": recall_floor}, "n_samples": n_samples, "settings": rows,
             "cost": {"settings": len(rows), "unet_forwards": int(forwards),
                      "seconds": round(time.perf_counter() - start, 1)}}
+
+
+def _calibrate_in_place(samples_path, tensors_path, seed: int) -> dict:
+    """Fit the decoder's spectral tilt on a decoded set against the few-shot maps, as rule discover fits it
+    on the same latents' decodes (:func:`discoverydiff.spectral.fit_calibration`), and lay it on the set
+    where it is applied; returns the fit."""
+    from ..physical import record_from_attrs
+    from ..spectral import apply_calibration, fit_calibration
+    from ..stats.sources import RealMaps
+    from ..store import TensorFileWriter, read_attrs, read_tensor_file
+
+    norm = record_from_attrs(read_attrs(tensors_path), tensors_path)
+    samples = read_tensor_file(samples_path)
+    fit = fit_calibration(samples.x, RealMaps(tensors_path, "fewshot", norm).array(), norm, seed=seed)
+    log.info("spectral calibration: %s", fit)
+    if fit.get("applied"):
+        x = apply_calibration(samples.x, fit, norm)
+        with TensorFileWriter(samples_path, x.shape, "samples", {**samples.attrs, "spectral_calibration": fit}) as out:
+            out.write(0, x, samples.names)
+    return fit
 
 
 def _forwards(latents_path, samples_path) -> int:
