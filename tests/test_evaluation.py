@@ -115,6 +115,27 @@ def test_results_markdown_is_written_from_the_tables(tmp_path):
     assert main([str(tmp_path / "nowhere")]) == 1
 
 
+def test_results_markdown_holds_the_discovered_set_to_the_bars(tmp_path):
+    folder = _comparison(tmp_path)
+    table = pd.read_csv(folder / "comparison.csv")
+    extra = [("discovered", "recall", 0.70), ("baseline_samples", "recall", 0.95), ("discovered", "near_copy_share",
+             0.125), ("discovered", "novelty_w1", 0.05)]
+    rows = [{"set": s, "statistic": stat, "value": v, "reference": "test", "delta_vs_discovered": np.nan}
+            for s, stat, v in extra]
+    pd.concat([table, pd.DataFrame(rows)]).to_csv(folder / "comparison.csv", index=False)
+    text = dataset_section(folder)
+    # against the fine-tuned set: closer beyond the interval on the one domain statistic
+    assert "| not farther beyond the interval on any domain statistic | farther on 0 of 1 | yes |" in text
+    assert "| closer on most domain statistics (point estimates) | 1 of 1 | yes |" in text
+    # 0.70 < 0.95 - 0.2: missed, and so is 2 near-copies in 16
+    assert "fine-tuned set's minus 0.2 | 0.700 vs 0.950 | **no** |" in text
+    assert "| near-copy share at most 1/16 | 0.125 | **no** |" in text and "| 0.0500 | yes |" in text
+    # a fine-tuned set farther beyond the interval on a domain statistic fails the first bar
+    table.loc[(table["set"] == "baseline_samples"), ["delta_low", "delta_high"]] = [-0.3, -0.1]
+    table.to_csv(folder / "comparison.csv", index=False)
+    assert "farther on 1 of 1: pdf_w1_log10 | **no** |" in dataset_section(folder)
+
+
 def test_compute_table_counts_the_forwards_of_each_set(tmp_path):
     from discoverydiff.evaluation.compute import compute_table
 

@@ -157,6 +157,20 @@ def test_fit_power_law_exact_and_errors():
         stats.fit_power_law(k, k**-2, k_min=9.0)
 
 
+def test_power_law_slope_is_scipys_least_squares_slope():
+    rng = np.random.default_rng(3)
+    k = np.arange(1, 40, dtype=np.float64)
+    for _ in range(20):
+        power = k ** rng.uniform(-4, -1) * np.exp(rng.normal(0, 0.5, k.size))
+        power[rng.integers(0, k.size, 3)] = rng.choice([0.0, np.nan, -1.0])  # bins the fit skips
+        keep = np.isfinite(power) & (power > 0) & (k >= 2) & (k <= 30)
+        expected = sps.linregress(np.log10(k[keep]), np.log10(power[keep])).slope
+        assert stats.power_law_slope(k, power, 2, 30) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert stats.power_law_slope(k, 5 * k**-3.2) == pytest.approx(-3.2, abs=1e-12)
+    with pytest.raises(ValueError, match="usable bins"):
+        stats.power_law_slope(k, k**-2, k_min=39.0)
+
+
 def test_power_spectrum_rejects_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         stats.radial_power_spectrum(np.full((4, 4), np.nan))

@@ -72,6 +72,52 @@ def _verdict(row) -> str:
     return "▲" if lo > 0 else ("▼" if hi < 0 else "")
 
 
+#: Bars the discovered set is held to against the fine-tuned baseline and on novelty.
+BARS = {"recall_margin": 0.2, "max_near_copy_share": 1.0 / 16.0, "max_novelty_w1": 0.15}
+
+
+def _bars(by, statistics) -> list[str]:
+    """The discovered set against the fine-tuned baseline (``baseline_samples``) on the bars of a claim:
+    not farther beyond the interval on any domain statistic, closer on most, k-NN recall at least the
+    baseline's minus 0.2, near-copy share at most 1/16, W1 of d1/d2 to the test maps at most 0.15."""
+    from ..discovery.search import NOT_DOMAIN
+
+    def value(set_name, stat):
+        if (set_name, stat) not in by.index:
+            return float("nan")
+        return float(by.loc[(set_name, stat), "value"])
+
+    def mark(ok) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = []
+    base = "baseline_samples"
+    domain = [s for s in statistics if s not in NOT_DOMAIN and (base, s) in by.index
+              and math.isfinite(by.loc[(base, s), "delta_vs_discovered"])]
+    if domain:
+        farther = [s for s in domain if _verdict(by.loc[(base, s)]) == "▼"]
+        closer = [s for s in domain if by.loc[(base, s), "delta_vs_discovered"] > 0]
+        lines += ["**Bars against the fine-tuned baseline**", "", "| bar | measured | met |", "|---|---|---|",
+                  f"| not farther beyond the interval on any domain statistic | farther on {len(farther)} of "
+                  f"{len(domain)}{': ' + ', '.join(farther) if farther else ''} | {mark(not farther)} |",
+                  f"| closer on most domain statistics (point estimates) | {len(closer)} of {len(domain)} | "
+                  f"{mark(2 * len(closer) > len(domain))} |"]
+    recall, base_recall = value("discovered", "recall"), value(base, "recall")
+    if math.isfinite(recall) and math.isfinite(base_recall):
+        lines.append(f"| k-NN recall against the test maps at least the fine-tuned set's minus "
+                     f"{BARS['recall_margin']:g} | {_fmt(recall)} vs {_fmt(base_recall)} | "
+                     f"{mark(recall >= base_recall - BARS['recall_margin'] - 1e-12)} |")
+    copies = value("discovered", "near_copy_share")
+    if math.isfinite(copies):
+        lines.append(f"| near-copy share at most 1/16 | {_fmt(copies)} | "
+                     f"{mark(copies <= BARS['max_near_copy_share'] + 1e-12)} |")
+    novelty = value("discovered", "novelty_w1")
+    if math.isfinite(novelty):
+        lines.append(f"| W1 of d1/d2 to the test maps' at most {BARS['max_novelty_w1']:g} | {_fmt(novelty)} | "
+                     f"{mark(novelty <= BARS['max_novelty_w1'])} |")
+    return lines + [""] if lines else []
+
+
 def dataset_section(results_dir, title: str | None = None) -> str:
     """The Markdown of one dataset's results folder."""
     import pandas as pd
@@ -141,6 +187,7 @@ def dataset_section(results_dir, title: str | None = None) -> str:
                          f"{closer} of {n} statistics, farther beyond it on {farther}, and the rest cannot be "
                          "told apart at this size.")
     lines += [""]
+    lines += _bars(by, statistics)
     two_sample = root / "two_sample.csv"
     if two_sample.exists():
         table = pd.read_csv(two_sample)

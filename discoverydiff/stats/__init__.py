@@ -55,7 +55,7 @@ from .novelty import (
     table_set_name,
 )
 from .onepoint import pdf_log10, pdf_moments, wasserstein1
-from .power import BACKENDS, WINDOWS, fit_power_law, power_spectrum_bin_edges, radial_power_spectrum
+from .power import BACKENDS, WINDOWS, fit_power_law, power_law_slope, power_spectrum_bin_edges, radial_power_spectrum
 from .summaries import FIELD_POWER_OF
 from .two_sample import energy_distance, energy_test
 
@@ -81,6 +81,7 @@ __all__ = [
     "compare_sets",
     "dataset_statistics",
     "fit_power_law",
+    "power_law_slope",
     "galaxy_morphology",
     "load_feature_extractor",
     "morphology_of_set",

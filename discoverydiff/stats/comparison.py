@@ -43,7 +43,7 @@ from .novelty import (
     source_share,
 )
 from .onepoint import ValueGrid, wasserstein1
-from .power import fit_power_law, slope_fit_range
+from .power import power_law_slope, slope_fit_range
 from .resampling import badness, direction, percentile_interval, permutation_pvalue, resample_draws
 from .sources import BLOCK_BYTES, ArrayMaps, as_source
 from .summaries import FieldSettings, NoveltyReferences, draw_weights, log_range, summarize
@@ -117,7 +117,7 @@ class _Statistics:
         in_range = (k >= k_lo) & (k <= k_hi) & (p_set > 0) & (p_real > 0)
         out = {"power_log10_distance": (float(np.mean(np.abs(np.log10(p_set[in_range]) - np.log10(p_real[in_range])))),
                                         "dex", np.nan, np.nan)}
-        slope, slope_real = fit_power_law(k, p_set, k_lo, k_hi)[0], fit_power_law(k, p_real, k_lo, k_hi)[0]
+        slope, slope_real = power_law_slope(k, p_set, k_lo, k_hi), power_law_slope(k, p_real, k_lo, k_hi)
         out["power_slope_difference"] = (slope - slope_real, "", slope, slope_real)
         out["pdf_w1_log10"] = (grid.w1(w @ pm["counts"], w @ pm["tails"], wr @ ref["counts"]), "dex", np.nan, np.nan)
         moments, real = grid.moments(w @ pm["sums"]), grid.moments(wr @ ref["sums"])
@@ -126,15 +126,16 @@ class _Statistics:
         return out
 
     def _galaxies(self, data, idx, ref_idx) -> dict:
-        chosen, real = data.table.iloc[idx], self.ref.table.iloc[ref_idx]
-        ok, real_ok = chosen[~chosen["failed"].to_numpy()], real[~real["failed"].to_numpy()]
+        (values, failed), (ref_values, ref_failed) = _morphology_arrays(data), _morphology_arrays(self.ref)
+        chosen, real = failed[idx], ref_failed[ref_idx]
+        ok, real_ok = values[idx][~chosen], ref_values[ref_idx][~real]
         out = {}
-        for parameter in MORPHOLOGY_PARAMETERS:
-            a, b = ok[parameter].to_numpy(dtype=np.float64), real_ok[parameter].to_numpy(dtype=np.float64)
+        for j, parameter in enumerate(MORPHOLOGY_PARAMETERS):
+            a, b = ok[:, j], real_ok[:, j]
             out[f"{parameter}_w1"] = (wasserstein1(a, b) if a.size and b.size else np.nan, "",
                                       np.median(a) if a.size else np.nan, np.median(b) if b.size else np.nan)
-        share = float(chosen["failed"].mean()) if len(chosen) else np.nan
-        out["failed_fit_share"] = (share, "fraction", share, float(real["failed"].mean()))
+        share = float(chosen.mean()) if len(chosen) else np.nan
+        out["failed_fit_share"] = (share, "fraction", share, float(real.mean()))
         return out
 
     def _novelty(self, data, idx, ref_idx) -> dict:
@@ -171,6 +172,19 @@ class _Statistics:
         precision = float((d < ref["radius"][ref_idx][:, None]).any(axis=0).mean())
         recall = float((d < set_radii[None, :]).any(axis=1).mean())
         return {"precision": (precision, "fraction", np.nan, np.nan), "recall": (recall, "fraction", np.nan, np.nan)}
+
+
+def _morphology_arrays(summaries) -> tuple[np.ndarray, np.ndarray]:
+    """The morphology table of a set as (parameters (n, P) float64, failed (n,) bool), made once per set:
+    the bootstrap and the permutations draw rows thousands of times, and pandas' row selection took 90%
+    of rule stats' time on the demo galaxies (45 s of 49 s profiled); the numbers are the same."""
+    cached = getattr(summaries, "_morphology", None)
+    if cached is None:
+        table = summaries.table
+        cached = (table[list(MORPHOLOGY_PARAMETERS)].to_numpy(dtype=np.float64),
+                  table["failed"].to_numpy(dtype=bool))
+        summaries._morphology = cached
+    return cached
 
 
 def _values(result: dict) -> dict:

@@ -371,3 +371,22 @@ def fit_power_law(k, power, k_min: float | None = None, k_max: float | None = No
     fit = stats.linregress(np.log10(k[keep]), np.log10(power[keep]))
     return float(fit.slope), float(10.0**fit.intercept), float(fit.stderr)
 
+
+def power_law_slope(k, power, k_min: float | None = None, k_max: float | None = None) -> float:
+    """The slope of :func:`fit_power_law` alone, by the closed-form least squares (the same bins, the
+    same line to rounding): the bootstrap and permutations of rule stats fit tens of thousands of
+    spectra, and ``scipy.stats.linregress``'s argument handling took 60% of that rule's time on the
+    demo fields (15 s of 26 s profiled)."""
+    k = np.asarray(k, dtype=np.float64)
+    power = np.asarray(power, dtype=np.float64)
+    keep = np.isfinite(k) & np.isfinite(power) & (k > 0) & (power > 0)
+    if k_min is not None:
+        keep &= k >= k_min
+    if k_max is not None:
+        keep &= k <= k_max
+    if keep.sum() < 3:
+        raise ValueError(f"only {int(keep.sum())} usable bins in k = [{k_min}, {k_max}]; a slope needs 3")
+    x, y = np.log10(k[keep]), np.log10(power[keep])
+    dx = x - x.mean()
+    return float(dx @ (y - y.mean()) / (dx @ dx))
+
