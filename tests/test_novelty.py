@@ -70,6 +70,7 @@ def test_comparison_novelty_rows_and_table(rng):
     metrics = knn_manifold_metrics(flat(test), flat(fresh), k=3)
     assert value["fresh", "precision"] == pytest.approx(metrics["precision"])
     assert value["fresh", "recall"] == pytest.approx(metrics["recall"])
+    assert value["fresh", "coverage"] == pytest.approx(metrics["coverage"])
     own = knn_manifold_metrics(flat(test), flat(fewshot), k=3)  # the few-shot maps' own row
     assert value["fewshot", "precision"] == pytest.approx(own["precision"])
     assert ("fewshot", "near_copy_share") not in value.index

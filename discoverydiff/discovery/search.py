@@ -50,7 +50,8 @@ FALLBACK = {
 #: The floors of the novelty and diversity statistics (see the module docstring).
 FLOORS = {"max_near_copy_share": 1.0 / 16.0, "max_novelty_w1": 0.15, "recall_margin": 0.2}
 #: Statistics that are not domain statistics (novelty, diversity, bookkeeping).
-NOT_DOMAIN = ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share", "precision", "recall")
+NOT_DOMAIN = ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share", "precision", "recall",
+              "coverage")
 
 
 def _get(cfg: dict, dotted: str):

@@ -107,6 +107,10 @@ def _bars(by, statistics) -> list[str]:
         lines.append(f"| k-NN recall against the test maps at least the fine-tuned set's minus "
                      f"{BARS['recall_margin']:g} | {_fmt(recall)} vs {_fmt(base_recall)} | "
                      f"{mark(recall >= base_recall - BARS['recall_margin'] - 1e-12)} |")
+    coverage, base_coverage = value("discovered", "coverage"), value(base, "coverage")
+    if math.isfinite(coverage) and math.isfinite(base_coverage):
+        lines.append(f"| (context) k-NN coverage, which outlying samples cannot inflate | {_fmt(coverage)} vs "
+                     f"{_fmt(base_coverage)} | |")
     copies = value("discovered", "near_copy_share")
     if math.isfinite(copies):
         lines.append(f"| near-copy share at most 1/16 | {_fmt(copies)} | "

@@ -169,9 +169,14 @@ class _Statistics:
             set_radii = np.partition(own, self.k, axis=1)[:, self.k]
         else:
             set_radii = data.per_map["radius"][idx]
-        precision = float((d < ref["radius"][ref_idx][:, None]).any(axis=0).mean())
+        in_real_balls = d < ref["radius"][ref_idx][:, None]
+        precision = float(in_real_balls.any(axis=0).mean())
         recall = float((d < set_radii[None, :]).any(axis=1).mean())
-        return {"precision": (precision, "fraction", np.nan, np.nan), "recall": (recall, "fraction", np.nan, np.nan)}
+        # coverage (Naeem et al. 2020): the share of reference maps whose own k-NN ball holds a sample;
+        # unlike recall it does not grow with a few outlying samples' large balls
+        coverage = float(in_real_balls.any(axis=1).mean())
+        return {"precision": (precision, "fraction", np.nan, np.nan), "recall": (recall, "fraction", np.nan, np.nan),
+                "coverage": (coverage, "fraction", np.nan, np.nan)}
 
 
 def _morphology_arrays(summaries) -> tuple[np.ndarray, np.ndarray]:

@@ -149,7 +149,7 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
 
 def _is_domain_statistic(statistic: str) -> bool:
     return statistic not in ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share",
-                             "precision", "recall")
+                             "precision", "recall", "coverage")
 
 
 def read_morphology_table(path):

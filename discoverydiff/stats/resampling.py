@@ -38,6 +38,7 @@ DIRECTION = {
     "novelty_w1": "lower",
     "precision": "higher",
     "recall": "higher",
+    "coverage": "higher",
 }
 
 
