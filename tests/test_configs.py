@@ -104,7 +104,11 @@ def test_the_variant_runs_this_projects_method_on_the_papers_settings(model):
     validate(variant, schema=SCHEMA)
     assert variant["discovery"]["scheme"] == "pairs" and screen_oversample(variant["discovery"]) > 1
     changed = {k for k in variant["discovery"] if variant["discovery"][k] != paper["discovery"].get(k)}
-    assert changed == {"scheme", "min_weight", "screen"}
+    assert changed == {"scheme", "screen", "search"}
+    # the paper's own scheme is never searched; the variant searches a finer grid than the demo's
+    assert paper["discovery"]["search"]["enabled"] is False and variant["discovery"]["search"]["enabled"] is True
+    grid = variant["discovery"]["search"]["grid"]
+    assert len(grid["min_weight"]) >= 3 and variant["discovery"]["min_weight"] is None
     same = [key for key in paper if key != "discovery"]
     assert {k: variant[k] for k in same} == {k: paper[k] for k in same} and set(variant) == set(paper)
 
