@@ -223,7 +223,8 @@ def test_statistics_see_the_real_tails_and_count_clipping_per_set(tmp_path, fits
     from discoverydiff.store import write_tensor_file
 
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}], "channels": "replicate",
-           "normalize": {"transform": "log10", "percentiles": [5, 95]}, "n_fewshot": 5, "n_validation": 1}
+           "normalize": {"transform": "log10", "percentiles": [5, 95], "gaussianize": False}, "n_fewshot": 5,
+           "n_validation": 1}
     result, tensors = _ingest(tmp_path, cfg, name="clouds", resolution=16)
     record = result.record
     images = read_tensor_file(tensors)

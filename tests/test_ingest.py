@@ -11,7 +11,14 @@ from conftest import sha256_tree
 from PIL import Image
 
 from discoverydiff.errors import ConfigError, InputError
-from discoverydiff.ingest import LUPTON_MAX_CLIPPED_SHARE, DatasetSpec, ingest_dataset, resample, resample_matrix
+from discoverydiff.ingest import (
+    LUPTON_MAX_CLIPPED_SHARE,
+    DatasetSpec,
+    default_gaussianize,
+    ingest_dataset,
+    resample,
+    resample_matrix,
+)
 from discoverydiff.normalize import NormalizationRecord
 from discoverydiff.store import read_rows, read_tensor_file
 
@@ -25,10 +32,24 @@ def _ingest(tmp_path, cfg, **kw):
 
 def _field_cfg(fits_dir, **extra):
     cfg = {"inputs": [{"format": "fits", "pattern": str(fits_dir / "*.fits")}],
-           "normalize": {"transform": "log10", "percentiles": [0, 100]},
+           "normalize": {"transform": "log10", "percentiles": [0, 100], "gaussianize": False},
            "channels": "replicate", "n_fewshot": 5, "n_validation": 1}
     cfg.update(extra)
     return cfg
+
+
+def test_fields_are_gaussianized_unless_the_config_says_otherwise(tmp_path, fits_dir):
+    cfg = _field_cfg(fits_dir)
+    del cfg["normalize"]["gaussianize"]  # null: a field's default
+    _, out = _ingest(tmp_path / "default", cfg)
+    record = NormalizationRecord.from_json(read_tensor_file(out / "tensors.h5").attrs["normalization"])
+    assert record.gaussianize is not None and len(record.gaussianize["knots"][0]) == 129
+    _, out = _ingest(tmp_path / "off", _field_cfg(fits_dir))  # false: off
+    off = NormalizationRecord.from_json(read_tensor_file(out / "tensors.h5").attrs["normalization"])
+    assert off.gaussianize is None
+    assert default_gaussianize(None, "galaxy", "linear") is False
+    assert default_gaussianize(None, "field", "lupton") is False
+    assert default_gaussianize(33, "galaxy", "linear") == 33
 
 
 def test_fits_dataset_round_trips_to_physical(tmp_path, fits_dir, lognormal_maps):
