@@ -173,7 +173,7 @@ def rule_batch(rule: str, config: dict) -> int:
     if kind == "jacobian":
         jac = config.get("jacobian", {})
         return max(1, min(int(jac.get("batch", 8)), int(jac.get("k", 32)) + int(jac.get("oversample", 10))))
-    if rule == "finetune":
+    if rule in ("finetune", "seeds"):  # seeds fine-tunes as finetune does; its decodes need less
         return int(config.get("baseline", {}).get("batch_size", 16))
     if rule == "train_base":
         return int(config.get("model", {}).get("train", {}).get("batch_size", 64))
