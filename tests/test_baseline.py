@@ -3,23 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from tiny_inputs import tiny_eps_model
 
 from discoverydiff.baseline import finetune_and_sample
-from discoverydiff.diffusion import DDIMSettings, linear_betas
+from discoverydiff.diffusion import DDIMSettings
 from discoverydiff.engine import RunOptions, sample_from_noise
 from discoverydiff.errors import ConfigError
-from discoverydiff.models import EpsModel, analytic_model
+from discoverydiff.models import analytic_model
 from discoverydiff.store import read_tensor_file, write_tensor_file
-
-
-def _tiny_model():
-    from diffusers import UNet2DModel
-
-    torch.manual_seed(0)
-    net = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(16, 16),
-                      layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
-                      up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8)
-    return EpsModel(net, linear_betas(), "diffusers:tiny", 3, 8)
 
 
 def test_finetune_trains_a_copy_and_samples(tmp_path):
@@ -27,7 +18,7 @@ def test_finetune_trains_a_copy_and_samples(tmp_path):
     x = np.tanh(rng.normal(size=(6, 3, 8, 8))).astype(np.float32)
     images = write_tensor_file(tmp_path / "t.h5", x, [f"i{k}" for k in range(6)], "images",
                                {"normalization": None, "dataset": "d"}, split=["fewshot"] * 4 + ["test"] * 2)
-    model = _tiny_model()
+    model = tiny_eps_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     finetune_and_sample(model, images, tmp_path / "b.h5", DDIMSettings(900, 5), RunOptions(batch_size=4),
                         {"steps": 8, "batch_size": 4, "lr": 1e-3}, n_samples=5, seed=1)

@@ -151,7 +151,7 @@ def test_import_mapping(module, packages, ok):
     assert provided(module, packages) is ok
 
 
-def _rules(text: str) -> dict[str, str]:
+def rule_bodies(text: str) -> dict[str, str]:
     blocks = re.split(r"^rule (\w+):", text, flags=re.M)
     return dict(zip(blocks[1::2], blocks[2::2]))
 
@@ -159,7 +159,7 @@ def _rules(text: str) -> dict[str, str]:
 def test_rules_use_the_gpu_env_exactly_when_they_ask_for_a_gpu():
     rules = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
-        rules.update(_rules(path.read_text()))
+        rules.update(rule_bodies(path.read_text()))
     envs = {name: m.group(1) for name, body in rules.items()
             if (m := re.search(r"conda:\s*\n\s*\"\.\./envs/([\w.-]+)\"", body))}
     for env in set(envs.values()):
@@ -174,7 +174,7 @@ def test_rules_use_the_gpu_env_exactly_when_they_ask_for_a_gpu():
 def test_env_header_names_exactly_the_rules_that_use_it(env):
     rules = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
-        rules.update(_rules(path.read_text()))
+        rules.update(rule_bodies(path.read_text()))
     using = {name for name, body in rules.items() if f'"../envs/{env}"' in body}
     header = []
     for line in (ENVS / env).read_text().splitlines():

@@ -13,26 +13,14 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-import torch
-from astropy.io import fits
+from tiny_inputs import tiny_eps_model, write_lognormal_fits
 
 from discoverydiff.baseline import finetune_and_sample, sample_empirical
-from discoverydiff.diffusion import DDIMSettings, linear_betas
+from discoverydiff.diffusion import DDIMSettings
 from discoverydiff.discovery import discover_from_files
 from discoverydiff.engine import RunOptions, generate_tensor_file, invert_tensor_file, sample_base_model
 from discoverydiff.evaluation.controls import baseline_sets, unscreened_latents
 from discoverydiff.ingest import ingest_dataset
-from discoverydiff.models import EpsModel
-
-
-def _tiny_unet():
-    from diffusers import UNet2DModel
-
-    torch.manual_seed(0)
-    net = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(16, 16),
-                      layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
-                      up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8)
-    return EpsModel(net, linear_betas(), "diffusers:tiny", 3, 8)
 
 
 def _methods(work, tensors, model):
@@ -74,18 +62,13 @@ def _contents(path) -> dict:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_changing_validation_and_test_maps_changes_no_method_output(tmp_path, rng):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(14):
-        hdu = fits.PrimaryHDU(np.exp(rng.normal(0.0, 0.7, (16, 16))).astype(np.float32))
-        hdu.header["BUNIT"] = "Habing"
-        hdu.writeto(inputs / f"map_{i:02d}.fits")
+    inputs = write_lognormal_fits(tmp_path / "in", 14, 0.7, rng, "map_")
     cfg = {"inputs": [{"format": "fits", "pattern": str(inputs / "*.fits")}], "channels": "replicate",
            "normalize": {"transform": "log10", "gaussianize": True, "percentiles": [0, 100]},
            "n_fewshot": 6, "n_validation": 3}
     tensors = tmp_path / "tensors.h5"
     ingest_dataset("clouds", cfg, tensors, tmp_path / "rejected.csv", resolution=8, seed=2)
-    model = _tiny_unet().eval()
+    model = tiny_eps_model().eval()
     first = _methods(tmp_path / "first", tensors, model)
     before = {p.name: _contents(p) for p in first}
     assert {"latents.h5", "discovered.h5", "samples.h5", "candidates.h5", "selected.h5", "empirical.h5"} <= set(before)

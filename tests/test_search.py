@@ -74,19 +74,14 @@ def test_choose_settings_measures_every_setting_against_the_validation_maps_only
     """A small run end to end: the chosen setting is the feasible one with the lowest objective, and the test
     maps are never read (they are replaced by NaN here, which any read of them refuses)."""
     import h5py
-    from astropy.io import fits
+    from tiny_inputs import write_lognormal_fits
 
     from discoverydiff.diffusion import DDIMSettings
     from discoverydiff.engine import RunOptions, invert_tensor_file, sample_base_model
     from discoverydiff.ingest import ingest_dataset
     from discoverydiff.models import analytic_model
 
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(20):
-        hdu = fits.PrimaryHDU(np.exp(rng.normal(0.0, 0.5, (16, 16))).astype(np.float32))
-        hdu.header["BUNIT"] = "Habing"
-        hdu.writeto(inputs / f"m{i:02d}.fits")
+    inputs = write_lognormal_fits(tmp_path / "in", 20, 0.5, rng, "m")
     cfg = {"inputs": [{"format": "fits", "pattern": str(inputs / "*.fits")}], "channels": "replicate",
            "n_fewshot": 8, "n_validation": 6}
     tensors = tmp_path / "tensors.h5"

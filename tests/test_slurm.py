@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from slurm_cluster import ClusterUnavailable, SlurmCluster, missing_programs
+from test_envs import rule_bodies
 from test_workflow import TINY_DEMO, snakemake
 
 from discoverydiff.store import read_tensor_file
@@ -24,12 +25,10 @@ PROFILE = REPO / "profiles" / "slurm"
 
 def _gpu_rules() -> set[str]:
     """Rules whose resources ask for a GPU (`gpu=1`) in rules/*.smk."""
-    rules = set()
+    rules = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
-        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.MULTILINE | re.DOTALL):
-            if re.search(r"^\s+gpu=1,", match.group(2), re.MULTILINE):
-                rules.add(match.group(1))
-    return rules
+        rules.update(rule_bodies(path.read_text()))
+    return {name for name, body in rules.items() if re.search(r"^\s*gpu\s*=\s*1", body, re.MULTILINE)}
 
 
 GPU_RULES = _gpu_rules()

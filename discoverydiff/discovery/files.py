@@ -64,7 +64,7 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
         few-shot maps of ``tensors_path`` (:func:`discoverydiff.spectral.fit_calibration`); the record's
         ``spectral_calibration`` is applied to every decoded sample by rule ``sample_discovered``.
     """
-    from ..store import TensorFileWriter, read_attrs, read_tensor_file, write_csv_atomic
+    from ..store import TensorFileWriter, read_tensor_file, write_csv_atomic
 
     target = read_tensor_file(latents_path)
     ids = read_tensor_file(id_latents_path)
@@ -158,19 +158,13 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     record["screening"] = screening or {"oversample": 1}
     record["spectral_calibration"] = None
     if calibrate_spectrum:  # fields: the decoder's spectral tilt, measured on the kept set (discoverydiff.spectral)
-        from ..physical import record_from_attrs
-        from ..spectral import fit_calibration
-        from ..stats.sources import RealMaps
         from .screening import preview
 
         if model is None or options is None or tensors_path is None:
             raise ConfigError("spectral calibration decodes the kept latents: it needs the model, the run options and "
                               "the dataset's tensors.h5")
-        norm = record_from_attrs(read_attrs(tensors_path), tensors_path)
         decoded = preview(model, latents, int(target.attrs["t0"]), int(target.attrs["n_steps"]), options)
-        record["spectral_calibration"] = fit_calibration(decoded, RealMaps(tensors_path, "fewshot", norm).array(),
-                                                         norm, seed=seed)
-        log.info("spectral calibration: %s", record["spectral_calibration"])
+        record["spectral_calibration"] = fit_fewshot_calibration(decoded, tensors_path, seed)[0]
     if screened_out is not None:
         record["sources"] = [src for src, k in zip(result.settings["sources"], keep) if k]  # the kept latents'
     attrs = {k: target.attrs.get(k) for k in ("t0", "n_steps", "eta", "model", "normalization", "dataset", "wcs")}
@@ -195,6 +189,20 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     if screening_path is not None:
         write_csv_atomic(screen_table, screening_path)
     return result
+
+
+def fit_fewshot_calibration(decoded, tensors_path, seed: int = 0):
+    """The decoder's spectral tilt of ``decoded`` maps (N, C, H, W) in [-1, 1] against the dataset's few-shot
+    maps (:func:`discoverydiff.spectral.fit_calibration`); returns (fit, the dataset's normalization record)."""
+    from ..physical import record_from_attrs
+    from ..spectral import fit_calibration
+    from ..stats.sources import RealMaps
+    from ..store import read_attrs
+
+    norm = record_from_attrs(read_attrs(tensors_path), tensors_path)
+    fit = fit_calibration(decoded, RealMaps(tensors_path, "fewshot", norm).array(), norm, seed=seed)
+    log.info("spectral calibration: %s", fit)
+    return fit, norm
 
 
 def decode_discovered(model, latents_path, samples_path, settings, options, seed: int = 0, shard=(0, 1)):

@@ -49,9 +49,6 @@ FALLBACK = {
 }
 #: The floors of the novelty and diversity statistics (see the module docstring).
 FLOORS = {"max_near_copy_share": 1.0 / 16.0, "max_novelty_w1": 0.15, "recall_margin": 0.2}
-#: Statistics that are not domain statistics (novelty, diversity, bookkeeping).
-NOT_DOMAIN = ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share", "precision", "recall",
-              "coverage")
 
 
 def _get(cfg: dict, dotted: str):
@@ -156,7 +153,7 @@ def noise_units(tensors_path, kind: str, stats_cfg: dict, morphology_paths=None,
     """(unit per domain statistic, the few-shot maps' own row) against the validation maps: each unit is
     the spread (half the 95% interval / 1.96) of the few-shot maps' distance over bootstrap draws of both."""
     from ..stats import dataset_statistics
-    from ..stats.resampling import direction
+    from ..stats.resampling import NOT_DOMAIN, direction
 
     table = dataset_statistics(tensors_path, {}, kind, {**stats_cfg, "bootstrap": n_boot, "permutations": 0,
                                                         "seed": seed},
@@ -253,15 +250,12 @@ def _calibrate_in_place(samples_path, tensors_path, seed: int) -> dict:
     """Fit the decoder's spectral tilt on a decoded set against the few-shot maps, as rule discover fits it
     on the same latents' decodes (:func:`discoverydiff.spectral.fit_calibration`), and lay it on the set
     where it is applied; returns the fit."""
-    from ..physical import record_from_attrs
-    from ..spectral import apply_calibration, fit_calibration
-    from ..stats.sources import RealMaps
-    from ..store import TensorFileWriter, read_attrs, read_tensor_file
+    from ..spectral import apply_calibration
+    from ..store import TensorFileWriter, read_tensor_file
+    from .files import fit_fewshot_calibration
 
-    norm = record_from_attrs(read_attrs(tensors_path), tensors_path)
     samples = read_tensor_file(samples_path)
-    fit = fit_calibration(samples.x, RealMaps(tensors_path, "fewshot", norm).array(), norm, seed=seed)
-    log.info("spectral calibration: %s", fit)
+    fit, norm = fit_fewshot_calibration(samples.x, tensors_path, seed)
     if fit.get("applied"):
         x = apply_calibration(samples.x, fit, norm)
         with TensorFileWriter(samples_path, x.shape, "samples", {**samples.attrs, "spectral_calibration": fit}) as out:

@@ -29,6 +29,7 @@ from .comparison import PDF_BINS, compare_sets
 from .morphology import MORPHOLOGY_PARAMETERS
 from .neighbours import load_feature_extractor
 from .novelty import NEAR_COPY_THRESHOLD, paired_reproducibility, pixel_features, table_set_name
+from .resampling import NOT_DOMAIN
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,7 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
 
 
 def _is_domain_statistic(statistic: str) -> bool:
-    return statistic not in ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share",
-                             "precision", "recall", "coverage")
+    return statistic not in NOT_DOMAIN
 
 
 def read_morphology_table(path):

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Statistics of the comparison that are not distances to the domain: novelty, diversity and bookkeeping.
+NOT_DOMAIN = ("near_copy_share", "mscore", "novelty_w1", "source_share", "clipped_share", "precision", "recall",
+              "coverage")
+
 #: How the comparison's statistics read: ``lower`` (a distance or a share of failures/copies),
 #: ``zero`` (a signed difference: closer to 0 is better, judged by its absolute value), ``higher``
 #: (k-NN precision and recall against the reference). Statistics not listed get no difference.
