@@ -114,7 +114,7 @@ def write_inputs(work: Path, source_size: int, n_maps: int, n_galaxies: int) -> 
             "catalogue": str(work / "galaxies" / "catalogue.csv")}
 
 
-def write_configs(work: Path, paths: dict, n_fewshot: int) -> list[Path]:
+def write_configs(work: Path, paths: dict, n_fewshot: int, n_validation: int) -> list[Path]:
     import yaml
 
     paper = REPO / "config" / "paper"
@@ -124,12 +124,12 @@ def write_configs(work: Path, paths: dict, n_fewshot: int) -> list[Path]:
     radiation = yaml.safe_load((paper / "data_radiation.yaml").read_text())
     entry = radiation["datasets"]["radiation"]
     entry["inputs"][0]["pattern"], entry["inputs"][1]["pattern"] = paths["fits"], paths["stack"]
-    entry["n_fewshot"] = n_fewshot
+    entry["n_fewshot"], entry["n_validation"] = n_fewshot, n_validation
     galaxies = yaml.safe_load((paper / "data_galaxyzoo.yaml").read_text())
     entry = galaxies["datasets"]["galaxyzoo_smooth"]
     entry["inputs"][0]["pattern"], entry["catalogue"]["path"] = paths["jpegs"], paths["catalogue"]
     entry["catalogue"]["query"] = "`Class1.1` >= 0"  # synthetic votes: keep every galaxy
-    entry["n_fewshot"] = n_fewshot
+    entry["n_fewshot"], entry["n_validation"] = n_fewshot, n_validation
     files = []
     for name, content in (("model.yaml", model), ("data_radiation.yaml", radiation),
                           ("data_galaxyzoo.yaml", galaxies), ("tiny.yaml", TINY)):
@@ -250,9 +250,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/paper256"))
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--source-size", type=int, default=300, help="side of the synthetic radiation maps")
-    ap.add_argument("--maps", type=int, default=8, help="FITS maps and HDF5 maps each")
+    ap.add_argument("--maps", type=int, default=12, help="FITS maps and HDF5 maps each")
     ap.add_argument("--galaxies", type=int, default=24)
     ap.add_argument("--n-fewshot", type=int, default=6)
+    ap.add_argument("--n-validation", type=int, default=6, help="the rest of the maps are the test maps")
     ap.add_argument("--summarize", action="store_true", help="only read the benchmark files of an earlier run")
     ap.add_argument("--measure", action="store_true", help="also time a forward / training pass / Jacobian product")
     ap.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[])
@@ -261,7 +262,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.summarize:
         paths = write_inputs(args.work, args.source_size, args.maps, args.galaxies)
-        configs = write_configs(args.work, paths, args.n_fewshot)
+        configs = write_configs(args.work, paths, args.n_fewshot, args.n_validation)
         wall = run_workflow(args.work, configs, args.cores, args.snakemake_args)
         (args.work / "wall.json").write_text(json.dumps({"seconds": wall, "cores": args.cores}))
     units_path = args.work / "units.json"
