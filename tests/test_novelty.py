@@ -105,3 +105,41 @@ def test_paired_reproducibility_pairs_rows_by_name(rng):
     corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(base, tuned)]
     assert got["value"] == pytest.approx(np.mean(np.array(corr) > 0.6))
     assert stats.paired_reproducibility(base, names, base, ["x"] * 6) is None
+
+
+def test_scale_with_pools_a_real_set_into_the_k_nn_features_scale():
+    """With ``scale_with`` the k-NN features are scaled on the reference and that set together: the rows are
+    fidelity.knn_manifold_metrics (checked against prdc) on features standardized by the pooled mean and std."""
+    rng = np.random.default_rng(0)  # a draw where the two scales give different rows
+
+    def maps(n):
+        return rng.lognormal(size=(n, 1, 8, 8)) * rng.lognormal(sigma=0.5, size=(n, 1, 1, 1))
+
+    fewshot, reference, fresh = maps(12), maps(6), maps(10)  # six reference maps: their own scale is noisy
+
+    def features(x):  # the log maps' mean and spread
+        logs = np.log10(np.asarray(x))
+        return np.stack([logs.mean(axis=(1, 2, 3)), logs.std(axis=(1, 2, 3))], axis=1)
+
+    common = dict(kind="field", fewshot=fewshot, precision_features=features, standardize_precision=True,
+                  n_boot=0, compare_with=None, reference_name="validation")
+    sets = {"fresh": fresh, "fewshot": fewshot}
+    pooled = stats.compare_sets(reference, sets, scale_with="fewshot", **common).set_index(["set", "statistic"])
+    own = stats.compare_sets(reference, sets, **common).set_index(["set", "statistic"])
+
+    def metrics(pool):
+        mean, std = pool.mean(axis=0), pool.std(axis=0)
+        return knn_manifold_metrics((features(reference) - mean) / std, (features(fresh) - mean) / std, k=3)
+
+    with_fewshot = metrics(np.concatenate([features(reference), features(fewshot)]))
+    alone = metrics(features(reference))
+    rows = ("precision", "recall", "coverage")
+    for statistic in rows:
+        assert pooled.loc[("fresh", statistic), "value"] == pytest.approx(with_fewshot[statistic])
+        assert own.loc[("fresh", statistic), "value"] == pytest.approx(alone[statistic])
+    assert [with_fewshot[s] for s in rows] != [alone[s] for s in rows]
+    # the pooled scale changes the k-NN rows only: the distances of the domain statistics stay as they were
+    for statistic in ("pdf_w1_log10", "power_log10_distance"):
+        assert pooled.loc[("fresh", statistic), "value"] == own.loc[("fresh", statistic), "value"]
+    with pytest.raises(ValueError, match="scale_with"):
+        stats.compare_sets(reference, sets, scale_with="validation", **common)

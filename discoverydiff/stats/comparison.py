@@ -206,7 +206,7 @@ def compare_sets(reference, sets: Mapping[str, object], kind: str = "field", few
                  seed: int = 0, k: int = 3, compare_with: str | None = "discovered", reference_name: str = "test",
                  fewshot_name: str = "fewshot", standardize_precision: bool = False, pdf_bins: int = PDF_BINS,
                  grid_extra=(), level: float = 0.95, return_novelty: bool = False, return_spectra: bool = False,
-                 return_two_sample: bool = False, block_bytes: int = BLOCK_BYTES):
+                 return_two_sample: bool = False, block_bytes: int = BLOCK_BYTES, scale_with: str | None = None):
     """Distance of every set's statistics to the reference maps, with two-sided intervals and tests.
 
     Parameters
@@ -237,6 +237,11 @@ def compare_sets(reference, sets: Mapping[str, object], kind: str = "field", few
     precision_features : callable, optional
         Maps physical maps to (N, D) features for k-NN precision and recall against the reference
         (k = ``k``), scaled to the reference's mean and spread with ``standardize_precision``.
+    scale_with : str, optional
+        A set of ``sets`` (real maps, e.g. the few-shot maps) whose features are pooled with the
+        reference's to fit that scale: a spread fitted on a handful of reference maps is itself noisy
+        (on 16 real galaxy cutouts, recall of a screened set 1.00 with the 16 maps' own scale, 0.62
+        with the few-shot maps pooled in, 0.58 against 100 maps of the same domain).
     n_boot, n_permutations, seed, level :
         Bootstrap draws (both sides resampled) for ``ci_low``/``ci_high`` and ``delta_low``/``delta_high``;
         permutations for ``p_vs_discovered`` (0: NaN); their seed; the interval's level.
@@ -302,9 +307,21 @@ def compare_sets(reference, sets: Mapping[str, object], kind: str = "field", few
 
     ref_summary = summarize(ref_src, fields, refs, precision_features, f"reference maps {reference_name!r}",
                             block_bytes)
+
+    def summary_of(name):
+        return summarize(set_src[name], fields, refs if name != fewshot_name else None, precision_features,
+                         f"set {name!r}", block_bytes)
+
+    summaries = {}  # a set's summary is made when it is judged (one at a time), the scale's set first
+    if scale_with is not None:
+        if scale_with not in set_src:
+            raise ValueError(f"scale_with names {scale_with!r}, which is not one of the sets {sorted(set_src)}")
+        summaries[scale_with] = summary_of(scale_with)
     scale = (0.0, 1.0)
     if precision_features is not None and standardize_precision:
         raw = ref_summary["precision"]
+        if scale_with is not None:
+            raw = np.concatenate([raw, summaries[scale_with]["precision"]])
         scale = (raw.mean(axis=0), np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0))
     reference_data = _Reference(ref_summary.n, _judged_arrays(ref_summary, scale, k),
                                 morphology(reference_name, ref_src) if kind == "galaxy" else None)
@@ -317,8 +334,7 @@ def compare_sets(reference, sets: Mapping[str, object], kind: str = "field", few
 
     judged, novelty_rows, spectra = {}, {}, {}
     for name, src in set_src.items():
-        summary = summarize(src, fields, refs if name != fewshot_name else None, precision_features,
-                            f"set {name!r}", block_bytes)
+        summary = summaries.pop(name) if name in summaries else summary_of(name)
         if fields is not None:
             spectra[name] = (summary["k"], summary["power"])
         if refs is not None and name != fewshot_name:

@@ -70,7 +70,7 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
         the base model's file holds more, for the in-domain latents).
     reference : the split every statistic is measured against: ``test`` (rule ``stats``), or
         ``validation`` (choosing settings: then the test maps are never read, and the validation maps
-        are not a row).
+        are not a row; the k-NN features are scaled on the validation and few-shot maps together).
     """
     import pandas as pd
 
@@ -104,7 +104,7 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
 
     def summary_features(x):
         # k-NN precision / recall and the two-sample test: the 35 documented summary features of the maps
-        # as the model sees them (fidelity.image_summary_features), standardized on the test maps
+        # as the model sees them (fidelity.image_summary_features), standardized on the reference maps
         return image_summary_features(record.to_normalized(x)[0])
 
     common = dict(boxlength=float(cfg.get("boxlength", 1.0)), power_of=cfg.get("power_of", "log10"),
@@ -119,7 +119,10 @@ def dataset_statistics(tensors_path, set_paths: Mapping[str, object], kind: str 
         memorization_threshold=float(cfg.get("memorization_threshold", NEAR_COPY_THRESHOLD)),
         precision_features=summary_features, standardize_precision=True, n_boot=n_boot,
         n_permutations=int(cfg.get("permutations", 1000)), seed=seed, reference_name=reference,
-        return_novelty=True, return_spectra=True, return_two_sample=True, **common)
+        return_novelty=True, return_spectra=True, return_two_sample=True,
+        # against the few validation maps, their features' scale is fitted with the few-shot maps pooled in
+        # (compare_sets: a scale from 12-16 maps alone let recall call every setting's set complete)
+        scale_with=SPLIT_FEWSHOT if reference == SPLIT_VALIDATION else None, **common)
     # the reference screening chose the discovered set against: diagnostics of the selection only
     selection = compare_sets(real[SPLIT_FEWSHOT], generated, kind, n_boot=0, seed=seed, compare_with=None,
                              reference_name=SPLIT_FEWSHOT, **common)
