@@ -136,6 +136,36 @@ def test_results_markdown_holds_the_discovered_set_to_the_bars(tmp_path):
     assert "farther on 1 of 1: pdf_w1_log10 | **no** |" in dataset_section(folder)
 
 
+def test_results_markdown_states_the_chosen_settings_every_setting_and_the_coinciding_controls(tmp_path):
+    import yaml
+
+    folder = _comparison(tmp_path)
+    record = {"chosen": {"min_weight": 0.4, "screen.oversample": 1}, "reason": "the lowest objective",
+              "cost": {"settings": 2, "unet_forwards": 960, "seconds": 12.5},
+              "floors": {"recall_margin": 0.2, "recall_floor": 0.675},
+              "settings": [{"setting": {"screen.oversample": 1}, "objective": 5.91, "feasible": True,
+                            "statistics": {"recall": 1.0, "near_copy_share": 0.0, "novelty_w1": 0.11}},
+                           {"setting": {"screen.oversample": 3}, "objective": 1.21, "feasible": False,
+                            "statistics": {"recall": 0.8125, "near_copy_share": 0.0, "novelty_w1": 0.153}},
+                           {"setting": {"screen.oversample": 5}, "error": "too few accepted", "feasible": False}]}
+    (folder / "settings.yaml").write_text(yaml.safe_dump(record))
+    table = pd.read_csv(folder / "comparison.csv")
+    extra = pd.DataFrame([{**table.iloc[0].to_dict(), "set": name} for name in ("discovered_unscreened",
+                                                                             "baseline_selected")])
+    pd.concat([table, extra]).to_csv(folder / "comparison.csv", index=False)
+    text = dataset_section(folder)
+    assert "Why: the lowest objective. The search ran 2 settings, 960 UNet forwards, 12.5 s." in text
+    assert "| screen.oversample 1 | 5.91 | 1.00 | 0 | 0.110 | yes |" in text
+    assert "| screen.oversample 3 | 1.21 | 0.812 | 0 | 0.153 | no |" in text
+    assert "screen.oversample 5" not in text  # a setting that found too few candidates has no row of numbers
+    assert "minus 0.200 = 0.675" in text
+    # nothing screened: the controls that differ from their sets only by screening are said to coincide
+    assert "screens nothing: the discovered maps themselves" in text and "the fine-tuned set itself" in text
+    record["chosen"]["screen.oversample"] = 3
+    (folder / "settings.yaml").write_text(yaml.safe_dump(record))
+    assert "screens nothing" not in dataset_section(folder)
+
+
 def test_compute_table_counts_the_forwards_of_each_set(tmp_path):
     from discoverydiff.evaluation.compute import compute_table
 

@@ -143,8 +143,16 @@ def dataset_section(results_dir, title: str | None = None) -> str:
                   f"{attrs.get('n_validation', '?')} validation maps (settings), {attrs.get('n_test', '?')} test "
                   "maps (every distance below is to them); every generated set has "
                   f"{int(comparison[comparison['set'] == 'discovered']['n_set'].max())} maps.", ""]
+    record = {}
+    if (root / "settings.yaml").exists():
+        record = yaml.safe_load((root / "settings.yaml").read_text()) or {}
+    meaning = dict(SET_MEANING)
+    if (record.get("chosen") or {}).get("screen.oversample") == 1:  # nothing screened: the controls coincide
+        meaning["discovered_unscreened"] += " (the chosen setting screens nothing: the discovered maps themselves)"
+        meaning["baseline_selected"] = ("the fine-tuned model under the discovered set's selection, which for the "
+                                        "chosen setting keeps every draw: the fine-tuned set itself")
     lines += ["| set | what it is |", "|---|---|"]
-    lines += [f"| {SET_LABELS[s]} | {SET_MEANING.get(s, 'the discovered samples')} |" for s in sets]
+    lines += [f"| {SET_LABELS[s]} | {meaning.get(s, 'the discovered samples')} |" for s in sets]
     lines += ["", "**Values against the test maps** (distances; signed differences are set minus test maps; "
               "95% interval of the discovered set's value in brackets)", ""]
     lines += ["| statistic | " + " | ".join(SET_LABELS[s] for s in sets) + " |",
@@ -234,11 +242,29 @@ def dataset_section(results_dir, title: str | None = None) -> str:
                   f"| {_fmt(r['seconds'])} | {'' if pd.isna(r['note']) else r['note']} |"
                   for _, r in table.iterrows()]
         lines += [""]
-    settings = root / "settings.yaml"
-    if settings.exists():
-        chosen = yaml.safe_load(settings.read_text()) or {}
+    if record:
         lines += ["**Settings chosen on the validation maps** (`settings.yaml`)", "", "```yaml",
-                  yaml.safe_dump(chosen.get("chosen", chosen), sort_keys=True).strip(), "```", ""]
+                  yaml.safe_dump(record.get("chosen", record), sort_keys=True).strip(), "```", ""]
+        cost = record.get("cost") or {}
+        if record.get("reason"):
+            lines += [f"Why: {record['reason']}. "
+                      + (f"The search ran {cost.get('settings')} settings, {cost.get('unet_forwards')} UNet forwards, "
+                         f"{_fmt(cost.get('seconds'))} s." if cost else ""), ""]
+        rows = [r for r in record.get("settings", []) if "statistics" in r]
+        if rows:
+            lines += ["| setting (against the validation maps) | objective | recall | near-copy share | novelty W1 "
+                      "| meets the floors |", "|---|---|---|---|---|---|"]
+            for r in rows:
+                stat = r["statistics"]
+                knobs = ", ".join(f"{k} {v}" for k, v in sorted(r["setting"].items())) or "(defaults)"
+                lines.append(f"| {knobs} | {_fmt(r['objective'])} | {_fmt(stat.get('recall'))} | "
+                             f"{_fmt(stat.get('near_copy_share'))} | {_fmt(stat.get('novelty_w1'))} | "
+                             f"{'yes' if r.get('feasible') else 'no'} |")
+            floors = record.get("floors") or {}
+            if "recall_floor" in floors:
+                lines += ["", f"Recall floor: the few-shot maps' own recall of the validation maps minus "
+                              f"{_fmt(floors.get('recall_margin'))} = {_fmt(floors['recall_floor'])}."]
+            lines += [""]
     return "\n".join(lines)
 
 
