@@ -46,6 +46,23 @@ def test_misses_are_in_units_of_each_floor():
     assert not any(ok.values())
     bad = search._misses({"near_copy_share": 0.125, "novelty_w1": 0.3, "recall": 0.35}, floors, recall_floor=0.7)
     assert bad == pytest.approx({"near_copy_share": 1.0, "novelty_w1": 1.0, "recall": 0.5})
+    # estimates against the validation maps miss only beyond their standard error; the near-copy share is exact
+    noisy = {"near_copy_share": 0.125, "novelty_w1": 0.153, "recall": 0.62}
+    assert search._misses(noisy, floors, 0.7)["novelty_w1"] > 0 and search._misses(noisy, floors, 0.7)["recall"] > 0
+    within = search._misses(noisy, floors, 0.7, {"novelty_w1": 0.03, "recall": 0.1, "near_copy_share": 0.5})
+    assert within == pytest.approx({"near_copy_share": 1.0, "novelty_w1": 0.0, "recall": 0.0})
+    beyond = search._misses({"novelty_w1": 0.3, "recall": 0.35}, floors, 0.7, {"novelty_w1": 0.05, "recall": 0.1})
+    assert beyond == pytest.approx({"near_copy_share": 0.0, "novelty_w1": (0.3 - 0.05 - 0.15) / 0.15,
+                                    "recall": (0.7 - 0.35 - 0.1) / 0.7})
+
+
+def test_standard_errors_are_half_the_bootstrap_interval_over_1_96():
+    import pandas as pd
+
+    table = pd.DataFrame({"set": ["discovered", "discovered", "discovered", "baseline_samples"],
+                          "statistic": ["recall", "novelty_w1", "pdf_w1_log10", "recall"],
+                          "ci_low": [0.5, 0.1, 0.0, 0.0], "ci_high": [0.892, 0.198, 1.0, 1.0]})
+    assert search._standard_errors(table) == pytest.approx({"recall": 0.1, "novelty_w1": 0.025})
 
 
 def test_spectrum_calibration_follows_the_kind_unless_the_config_says():
@@ -102,6 +119,7 @@ def test_choose_settings_measures_every_setting_against_the_validation_maps_only
     rows = record["settings"]
     for row in rows:
         assert row["objective"] == pytest.approx(search._objective(row["statistics"], record["units"]))
+        assert set(row["standard_errors"]) == {"recall", "novelty_w1"}  # from the search's own bootstrap
     feasible = [r for r in rows if r["feasible"]]
     best = min(feasible or rows, key=lambda r: r["objective"] if feasible else sum(r["misses"].values()))
     assert record["chosen"]["min_weight"] == best["setting"]["min_weight"]

@@ -254,16 +254,22 @@ def dataset_section(results_dir, title: str | None = None) -> str:
         if rows:
             lines += ["| setting (against the validation maps) | objective | recall | near-copy share | novelty W1 "
                       "| meets the floors |", "|---|---|---|---|---|---|"]
+            def with_error(r, stat):
+                error = (r.get("standard_errors") or {}).get(stat)
+                value = _fmt(r["statistics"].get(stat))
+                return f"{value} ± {_fmt(error, 2)}" if error is not None and math.isfinite(error) else value
+
             for r in rows:
-                stat = r["statistics"]
                 knobs = ", ".join(f"{k} {v}" for k, v in sorted(r["setting"].items())) or "(defaults)"
-                lines.append(f"| {knobs} | {_fmt(r['objective'])} | {_fmt(stat.get('recall'))} | "
-                             f"{_fmt(stat.get('near_copy_share'))} | {_fmt(stat.get('novelty_w1'))} | "
+                lines.append(f"| {knobs} | {_fmt(r['objective'])} | {with_error(r, 'recall')} | "
+                             f"{_fmt(r['statistics'].get('near_copy_share'))} | {with_error(r, 'novelty_w1')} | "
                              f"{'yes' if r.get('feasible') else 'no'} |")
             floors = record.get("floors") or {}
             if "recall_floor" in floors:
                 lines += ["", f"Recall floor: the few-shot maps' own recall of the validation maps minus "
-                              f"{_fmt(floors.get('recall_margin'))} = {_fmt(floors['recall_floor'])}."]
+                              f"{_fmt(floors.get('recall_margin'))} = {_fmt(floors['recall_floor'])}."
+                              + (f" A floor is missed when: {floors['missed_when']}." if floors.get("missed_when")
+                                 else "")]
             lines += [""]
     return "\n".join(lines)
 
