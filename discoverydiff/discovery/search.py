@@ -156,11 +156,15 @@ def _misses(row: dict, floors: dict, recall_floor: float, noise: dict | None = N
             if np.isfinite(recall) and np.isfinite(recall_floor) else 0.0}
 
 
+def _interval_spread(row) -> float:
+    """The standard error a comparison row's 95% bootstrap interval implies: half its width / 1.96."""
+    return float((row["ci_high"] - row["ci_low"]) / (2 * 1.96))
+
+
 def _standard_errors(table, statistics=("novelty_w1", "recall")) -> dict:
-    """Standard error of the discovered set's ``statistics`` from the comparison's bootstrap interval:
-    half the 95% interval / 1.96."""
+    """Standard error of the discovered set's ``statistics`` from the comparison's bootstrap interval."""
     rows = table[(table["set"] == "discovered") & table["statistic"].isin(statistics)].set_index("statistic")
-    return {stat: float((row["ci_high"] - row["ci_low"]) / (2 * 1.96)) for stat, row in rows.iterrows()}
+    return {stat: _interval_spread(row) for stat, row in rows.iterrows()}
 
 
 def noise_units(tensors_path, kind: str, stats_cfg: dict, morphology_paths=None, n_boot: int = 200,
@@ -178,7 +182,7 @@ def noise_units(tensors_path, kind: str, stats_cfg: dict, morphology_paths=None,
     for stat, row in own.iterrows():
         if stat in NOT_DOMAIN or direction(stat) is None:
             continue
-        spread = (row["ci_high"] - row["ci_low"]) / (2 * 1.96)
+        spread = _interval_spread(row)
         if np.isfinite(spread) and spread > 0:
             units[stat] = float(spread)
     if not units:

@@ -72,8 +72,6 @@ def _verdict(row) -> str:
     return "▲" if lo > 0 else ("▼" if hi < 0 else "")
 
 
-
-
 def _bars(by, statistics) -> list[str]:
     """The discovered set against the fine-tuned baseline (``baseline_samples``) on the bars of a claim:
     not farther beyond the interval on any domain statistic, closer on most, k-NN recall at least the
@@ -254,6 +252,7 @@ def dataset_section(results_dir, title: str | None = None) -> str:
         if rows:
             lines += ["| setting (against the validation maps) | objective | recall | near-copy share | novelty W1 "
                       "| meets the floors |", "|---|---|---|---|---|---|"]
+
             def with_error(r, stat):
                 error = (r.get("standard_errors") or {}).get(stat)
                 value = _fmt(r["statistics"].get(stat))
