@@ -121,6 +121,25 @@ def test_accepted_candidates_satisfy_the_criteria_and_seed_reproduces(clusters):
     assert 0 < result.acceptance_rate <= 1
 
 
+def test_target_pass_share_counts_the_targets_inside_their_own_windows(clusters):
+    target, ids, _ = clusters
+    # n_ref above the counts: every reference is drawn, so the first two criteria of a target are plain means
+    # over the ID latents and the other targets; the third window is made too wide to turn any target away
+    wide_pairs = {"dist_to_id": 1.0, "angle_origin": 1.0, "angle_pairs": 1e6}
+    result = discover(target, ids, n_accept=2, seed=0, n_ref=1000, tolerance=wide_pairs, max_candidates=20000)
+    angles = angles_at_origin(target, target)
+    angles.fill_diagonal_(float("nan"))
+    values = torch.stack([pairwise_distances(target, ids).mean(1), angles.nanmean(1)], 1).double()
+    z = (values - values.mean(0)).abs() / values.std(0, unbiased=False)
+    expected = float((z <= 1.0).all(1).double().mean())
+    assert 0.2 < expected < 0.9  # a window of one spread turns a real share of the targets away
+    assert result.targets.target_pass_share == pytest.approx(expected)
+    shares = [discover(target, ids, n_accept=2, seed=0, n_ref=1000, tolerance=tol,
+                       max_candidates=20000).targets.target_pass_share for tol in (1.0, 2.0, 5.0)]
+    assert shares[0] <= shares[1] <= shares[2] == 1.0
+    assert shares[1] > shares[0]
+
+
 def test_bounded_loop_stops_with_advice(clusters):
     target, ids, _ = clusters
     with pytest.raises(TooFewAccepted) as info:

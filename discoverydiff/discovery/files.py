@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError, InputError
-from .acceptance import CRITERIA
+from .acceptance import CRITERIA, DEFAULT_TOLERANCE
 from .candidates import GaussianPrior
 from .geometry import latent_geometry
 from .sampling import DiscoveryResult, discover
@@ -105,14 +105,19 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
                                                f"{target.x.shape[1:]} differ in shape")
     result = discover(t, torch.from_numpy(ids.x), n_samples * oversample, seed=seed,
                       n_ref=int(cfg.get("n_ref", 10)), n_slerp=int(cfg.get("n_slerp", 20)),
-                      tolerance=cfg.get("tolerance", 1.0), prior=prior,
+                      tolerance=cfg.get("tolerance", DEFAULT_TOLERANCE), prior=prior,
                       max_candidates=int(cfg.get("max_candidates", 100_000)),
                       batch_candidates=int(cfg.get("batch_candidates", 1024)), target_names=target.names,
                       scheme=scheme, min_weight=cfg.get("min_weight"), max_per_source=cfg.get("max_per_source"),
                       max_per_pair=cfg.get("max_per_pair"))
-    log.info("accepted %d latents from %d candidates (rate %.3g); windows %s", len(result.names),
-             result.n_candidates, result.acceptance_rate,
-             {c: tuple(round(v, 3) for v in result.targets.window(c)) for c in CRITERIA})
+    log.info("accepted %d latents from %d candidates (rate %.3g); windows %s, which %.0f%% of the targets pass",
+             len(result.names), result.n_candidates, result.acceptance_rate,
+             {c: tuple(round(v, 3) for v in result.targets.window(c)) for c in CRITERIA},
+             100 * result.targets.target_pass_share)
+    if result.targets.target_pass_share < 0.5:
+        log.warning("only %.0f%% of the few-shot targets pass their own acceptance windows (discovery.tolerance %s): "
+                    "the accepted latents come from a corner of the domain; a wider tolerance admits more of it",
+                    100 * result.targets.target_pass_share, result.targets.tolerance)
     latents, names, criteria = result.latents, list(result.names), result.criteria
     screened_out, screening = None, None
     if oversample > 1:
@@ -151,8 +156,8 @@ def discover_from_files(latents_path, id_latents_path, discovered_path, geometry
     record = {"n_candidates": result.n_candidates, "acceptance_rate": result.acceptance_rate,
               "pass_rate": {c: result.pass_counts[c] / max(result.n_candidates, 1) for c in CRITERIA},
               "target_mean": result.targets.mean, "target_std": result.targets.std,
-              "tolerance": result.targets.tolerance, "criteria": list(CRITERIA),
-              **result.settings}
+              "tolerance": result.targets.tolerance, "target_pass_share": result.targets.target_pass_share,
+              "criteria": list(CRITERIA), **result.settings}
     if scheme == "prior":
         record.update({"prior_fit": fit_to, "prior_variance": cfg.get("prior_variance", "scalar")})
     record["screening"] = screening or {"oversample": 1}

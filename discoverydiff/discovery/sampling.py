@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ConfigError, DiscoveryDiffError
-from .acceptance import CRITERIA, AcceptanceTargets, _advice, _criteria_from_dots, measure_targets, passes
+from .acceptance import (
+    CRITERIA,
+    DEFAULT_TOLERANCE,
+    AcceptanceTargets,
+    _advice,
+    _criteria_from_dots,
+    measure_targets,
+    passes,
+)
 from .candidates import SCHEMES, GaussianPrior, PairCandidates, SlerpCandidates
 from .geometry import References
 
@@ -41,7 +49,7 @@ class DiscoveryResult:
 
 
 def discover(target, id_latents, n_accept: int, seed: int = 0, n_ref: int = 10,
-             n_slerp: int = 20, tolerance: dict | float = 1.0, prior: GaussianPrior | None = None,
+             n_slerp: int = 20, tolerance: dict | float = DEFAULT_TOLERANCE, prior: GaussianPrior | None = None,
              max_candidates: int = 100_000, batch_candidates: int = 1024, target_names=None,
              scheme: str = "pairs", min_weight: float | None = None,
              max_per_source: int | None = None, max_per_pair: int | None = None) -> DiscoveryResult:
