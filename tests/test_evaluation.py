@@ -164,6 +164,13 @@ def test_results_markdown_states_the_chosen_settings_every_setting_and_the_coinc
     record["chosen"]["screen.oversample"] = 3
     (folder / "settings.yaml").write_text(yaml.safe_dump(record))
     assert "screens nothing" not in dataset_section(folder)
+    # the acceptance windows and how many of the targets they admit, from the discovered latents' record
+    assert "Acceptance windows" not in dataset_section(folder)
+    write_tensor_file(folder / "discovered_latents.h5", np.zeros((2, 3, 4, 4), np.float32), ["a", "b"], "latents",
+                      {"acceptance": {"tolerance": dict.fromkeys(("dist_to_id", "angle_origin", "angle_pairs"), 2.0),
+                                      "target_pass_share": 11 / 12}})
+    assert ("Acceptance windows: 2.0 spreads of the few-shot targets' own values; 92% of the targets pass their own "
+            "windows.") in dataset_section(folder)
 
 
 def test_compute_table_counts_the_forwards_of_each_set(tmp_path):

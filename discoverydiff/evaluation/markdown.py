@@ -248,6 +248,7 @@ def dataset_section(results_dir, title: str | None = None) -> str:
             lines += [f"Why: {record['reason']}. "
                       + (f"The search ran {cost.get('settings')} settings, {cost.get('unet_forwards')} UNet forwards, "
                          f"{_fmt(cost.get('seconds'))} s." if cost else ""), ""]
+        lines += _acceptance_line(root / "discovered_latents.h5")
         rows = [r for r in record.get("settings", []) if "statistics" in r]
         if rows:
             lines += ["| setting (against the validation maps) | objective | recall | near-copy share | novelty W1 "
@@ -271,6 +272,22 @@ def dataset_section(results_dir, title: str | None = None) -> str:
                                  else "")]
             lines += [""]
     return "\n".join(lines)
+
+
+def _acceptance_line(path) -> list[str]:
+    """The discovered set's acceptance windows and the share of the few-shot targets inside them, when recorded."""
+    from ..store import read_attrs
+
+    if not Path(path).exists():
+        return []
+    acceptance = read_attrs(path).get("acceptance") or {}
+    share, tolerance = acceptance.get("target_pass_share"), acceptance.get("tolerance")
+    if share is None or not tolerance:
+        return []
+    values = sorted(set(tolerance.values())) if isinstance(tolerance, dict) else [tolerance]
+    spreads = _fmt(values[0], 2) if len(values) == 1 else ", ".join(f"{k} {_fmt(v, 2)}" for k, v in tolerance.items())
+    return [f"Acceptance windows: {spreads} spreads of the few-shot targets' own values; "
+            f"{_fmt(100 * float(share), 0)}% of the targets pass their own windows.", ""]
 
 
 def results_markdown(results_dirs, titles=None, header: str = "") -> str:
