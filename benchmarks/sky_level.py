@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from discoverydiff.errors import InputError
-from discoverydiff.fidelity import image_summary_features, knn_manifold_metrics
+from discoverydiff.fidelity import image_summary_features, knn_manifold_metrics, standardize_features
 from discoverydiff.physical import record_from_attrs
 from discoverydiff.stats.sources import RealMaps
 from discoverydiff.store import read_attrs, read_tensor_file
@@ -45,13 +44,11 @@ def sky_level(x: np.ndarray, border: int = 4) -> np.ndarray:
 
 
 def metrics(reference, generated, scale) -> dict:
-    """k-NN metrics of ``generated`` against ``reference`` (maps in [-1, 1]) in summary features standardized
-    on ``scale``."""
-    pool = image_summary_features(scale)
-    mean, std = pool.mean(axis=0), pool.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    features = lambda x: (image_summary_features(np.clip(x, -1.0, 1.0)) - mean) / std  # noqa: E731
-    return knn_manifold_metrics(features(reference), features(generated))
+    """k-NN metrics of ``generated`` against ``reference`` (maps in [-1, 1]; samples clipped to it, as the
+    statistics see them in physical units) in summary features standardized on ``scale``."""
+    _, ref, gen = standardize_features(*(image_summary_features(np.clip(x, -1.0, 1.0))
+                                         for x in (scale, reference, generated)))
+    return knn_manifold_metrics(ref, gen)
 
 
 def main(argv=None) -> int:
@@ -62,12 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=16, help="maps of each set (every set is judged on as many)")
     args = parser.parse_args(argv)
     tensors = args.results / "tensors.h5"
-    try:
-        record = record_from_attrs(read_attrs(tensors), tensors)
-        real = {split: record.to_normalized(RealMaps(tensors, split, record).array())[0]
-                for split in ("fewshot", "validation")}
-    except (OSError, KeyError) as exc:
-        raise InputError(tensors, f"cannot be read as a dataset's tensors ({exc})") from None
+    record = record_from_attrs(read_attrs(tensors), tensors)  # store and physical name the file on bad input
+    real = {split: record.to_normalized(RealMaps(tensors, split, record).array())[0]
+            for split in ("fewshot", "validation")}
     target = sky_level(real["fewshot"], args.border).mean(axis=0)
     scale = np.concatenate([real["validation"], real["fewshot"]])
     print(f"{'set':26s} {'sky spread':>10s} {'precision':>15s} {'recall':>15s} {'coverage':>15s}   (as decoded -> "

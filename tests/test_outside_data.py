@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "outside_data.py"
+from tiny_inputs import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def outside():
-    spec = importlib.util.spec_from_file_location("outside_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("outside_data")
 
 
 def test_grf_variance_is_powerbox_s_variance(outside):

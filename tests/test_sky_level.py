@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sky_level.py"
+from tiny_inputs import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def sky():
-    spec = importlib.util.spec_from_file_location("sky_level", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("sky_level")
 
 
 def test_sky_level_is_the_frame_median_per_channel(sky):

@@ -1,4 +1,5 @@
-"""Tests' helpers: a tiny diffusers UNet as an eps-model, and small log-normal G0 maps as FITS files."""
+"""Tests' helpers: a tiny diffusers UNet as an eps-model, small log-normal G0 maps as FITS files, and the
+benchmarks' scripts loaded as modules."""
 
 from __future__ import annotations
 
@@ -32,3 +33,14 @@ def write_lognormal_fits(folder: Path, n: int, sigma: float, rng, stem: str) -> 
         hdu.header["BUNIT"] = "Habing"
         hdu.writeto(folder / f"{stem}{i:02d}.fits")
     return folder
+
+
+def benchmark_script(name: str):
+    """``benchmarks/{name}.py`` loaded as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
